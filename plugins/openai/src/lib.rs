@@ -1,0 +1,104 @@
+//! The `openai` provider adapter: OpenAI Chat Completions and every
+//! OpenAI-compatible vendor (DeepSeek, Groq, OpenRouter, vLLM, Ollama, ...).
+//!
+//! The dialect is the canonical form, so both directions are close to the
+//! identity; the work is the model name, stream usage and error mapping, all
+//! in [`llmgate_plugin_sdk::openai`].
+
+use std::cell::RefCell;
+
+use llmgate_plugin_sdk::adapter::{
+    Adapter, CallContext, DecodeStream, Decoded, EncodeStream, Info, ParsedResponse,
+    UpstreamRequest,
+};
+use llmgate_plugin_sdk::openai;
+use llmgate_plugin_sdk::types::{Header, PluginError, SseEvent};
+
+/// The adapter.
+pub struct OpenAi;
+
+impl Adapter for OpenAi {
+    type StreamDecoder = OpenAiDecoder;
+    type StreamEncoder = OpenAiEncoder;
+
+    fn describe() -> Info {
+        Info {
+            name: "openai".into(),
+            dialect: "openai".into(),
+            description: "OpenAI Chat Completions and OpenAI-compatible APIs".into(),
+        }
+    }
+
+    fn build_request(
+        ctx: CallContext,
+        body: Vec<u8>,
+        _native: bool,
+    ) -> Result<UpstreamRequest, PluginError> {
+        openai::build_request(&ctx, &body)
+    }
+
+    fn parse_response(
+        _ctx: CallContext,
+        body: Vec<u8>,
+        native: bool,
+    ) -> Result<ParsedResponse, PluginError> {
+        openai::parse_response(&body, native)
+    }
+
+    fn classify_error(status: u16, headers: Vec<Header>, body: Vec<u8>) -> PluginError {
+        openai::classify_error(status, &headers, &body)
+    }
+
+    fn decode_request(body: Vec<u8>) -> Result<Vec<u8>, PluginError> {
+        Ok(body)
+    }
+
+    fn encode_response(canonical: Vec<u8>, _client_model: String) -> Result<Vec<u8>, PluginError> {
+        Ok(canonical)
+    }
+
+    fn encode_error(status: u16, err: PluginError) -> Vec<u8> {
+        openai::error_body(status, &err)
+    }
+}
+
+/// An upstream stream being read.
+pub struct OpenAiDecoder(RefCell<openai::Decoder>);
+
+impl DecodeStream for OpenAiDecoder {
+    fn new(_ctx: CallContext, native: bool, note: String) -> Self {
+        OpenAiDecoder(RefCell::new(openai::Decoder::new(native, &note)))
+    }
+
+    fn push(&self, events: Vec<SseEvent>) -> Result<Decoded, PluginError> {
+        self.0.borrow_mut().push(events)
+    }
+
+    fn finish(&self) -> Result<Decoded, PluginError> {
+        self.0.borrow_mut().finish()
+    }
+}
+
+/// A client stream being written.
+pub struct OpenAiEncoder;
+
+impl EncodeStream for OpenAiEncoder {
+    fn new(_client_model: String) -> Self {
+        OpenAiEncoder
+    }
+
+    fn push(&self, chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
+        openai::encode_chunks(chunks)
+    }
+
+    fn finish(&self) -> Vec<SseEvent> {
+        vec![openai::done_event()]
+    }
+
+    fn fail(&self, err: PluginError) -> Vec<SseEvent> {
+        let data = String::from_utf8(openai::error_body(500, &err)).unwrap_or_default();
+        vec![SseEvent { event: None, data }]
+    }
+}
+
+llmgate_plugin_sdk::export_adapter!(OpenAi);

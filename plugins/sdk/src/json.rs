@@ -1,0 +1,218 @@
+//! Byte-level edits of a JSON object's top-level members.
+//!
+//! Pass-through calls must leave the client's body as it was, byte for byte,
+//! except for the field the gateway has to change (the model name). Parsing
+//! into a `Value` and printing it again would reorder keys, reformat numbers
+//! and cost time proportional to the whole prompt; these helpers find the one
+//! member with a single scan and splice it.
+
+use std::ops::Range;
+
+/// One top-level member of a JSON object: where its key and value are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// The key as written between the quotes (escapes not decoded).
+    pub raw_key: Range<usize>,
+    /// The value's bytes, without surrounding whitespace.
+    pub value: Range<usize>,
+}
+
+/// Why a body is not an object these helpers can edit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotAnObject(pub &'static str);
+
+impl std::fmt::Display for NotAnObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// Lists the top-level members of the object in `body`.
+///
+/// Values are skipped structurally (strings with escapes, nesting), not
+/// validated; a body that is valid JSON gives exact ranges.
+pub fn members(body: &[u8]) -> Result<Vec<Member>, NotAnObject> {
+    let mut pos = skip_ws(body, 0);
+    if body.get(pos) != Some(&b'{') {
+        return Err(NotAnObject("the body is not a JSON object"));
+    }
+    pos = skip_ws(body, pos + 1);
+    let mut out = Vec::new();
+    if body.get(pos) == Some(&b'}') {
+        return Ok(out);
+    }
+    loop {
+        if body.get(pos) != Some(&b'"') {
+            return Err(NotAnObject("expected a key string"));
+        }
+        let key_end = skip_string(body, pos)?;
+        let raw_key = pos + 1..key_end - 1;
+        pos = skip_ws(body, key_end);
+        if body.get(pos) != Some(&b':') {
+            return Err(NotAnObject("expected ':' after a key"));
+        }
+        let start = skip_ws(body, pos + 1);
+        let end = skip_value(body, start)?;
+        out.push(Member {
+            raw_key,
+            value: start..end,
+        });
+        pos = skip_ws(body, end);
+        match body.get(pos) {
+            Some(b',') => pos = skip_ws(body, pos + 1),
+            Some(b'}') => return Ok(out),
+            _ => return Err(NotAnObject("expected ',' or '}' after a value")),
+        }
+    }
+}
+
+/// Finds the top-level member whose key is `key` (compared as written).
+pub fn find<'a>(body: &[u8], members: &'a [Member], key: &str) -> Option<&'a Member> {
+    members
+        .iter()
+        .find(|m| &body[m.raw_key.clone()] == key.as_bytes())
+}
+
+/// Returns `body` with the value of top-level `key` replaced by the JSON
+/// `new_value`, or with `"key":new_value` added first when absent.
+pub fn set_member(body: &[u8], key: &str, new_value: &[u8]) -> Result<Vec<u8>, NotAnObject> {
+    let found = members(body)?;
+    let mut out = Vec::with_capacity(body.len() + new_value.len() + key.len() + 4);
+    match find(body, &found, key) {
+        Some(m) => {
+            out.extend_from_slice(&body[..m.value.start]);
+            out.extend_from_slice(new_value);
+            out.extend_from_slice(&body[m.value.end..]);
+        }
+        None => {
+            let open = skip_ws(body, 0) + 1;
+            out.extend_from_slice(&body[..open]);
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            out.extend_from_slice(new_value);
+            if !found.is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(&body[open..]);
+        }
+    }
+    Ok(out)
+}
+
+/// JSON-encodes a string value.
+pub fn string_value(s: &str) -> Vec<u8> {
+    serde_json::to_vec(s).expect("strings always serialize")
+}
+
+fn skip_ws(body: &[u8], mut pos: usize) -> usize {
+    while matches!(body.get(pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        pos += 1;
+    }
+    pos
+}
+
+/// `pos` is at the opening quote; returns the index just past the closing one.
+fn skip_string(body: &[u8], pos: usize) -> Result<usize, NotAnObject> {
+    let mut i = pos + 1;
+    while i < body.len() {
+        match body[i] {
+            b'\\' => i += 2,
+            b'"' => return Ok(i + 1),
+            _ => i += 1,
+        }
+    }
+    Err(NotAnObject("unterminated string"))
+}
+
+/// `pos` is at a value's first byte; returns the index just past it.
+fn skip_value(body: &[u8], pos: usize) -> Result<usize, NotAnObject> {
+    match body.get(pos) {
+        Some(b'"') => skip_string(body, pos),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = pos;
+            while i < body.len() {
+                match body[i] {
+                    b'"' => {
+                        i = skip_string(body, i)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Ok(i + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            Err(NotAnObject("unterminated object or array"))
+        }
+        Some(_) => {
+            let mut i = pos;
+            while i < body.len() && !matches!(body[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            {
+                i += 1;
+            }
+            if i == pos {
+                Err(NotAnObject("expected a value"))
+            } else {
+                Ok(i)
+            }
+        }
+        None => Err(NotAnObject("expected a value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_only_the_named_top_level_member() {
+        let body = br#"{ "messages":[{"role":"user","content":"say \"model\": x"}], "model" : "smart", "n":1 }"#;
+        let out = set_member(body, "model", &string_value("gpt-4o")).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{ "messages":[{"role":"user","content":"say \"model\": x"}], "model" : "gpt-4o", "n":1 }"#
+        );
+    }
+
+    #[test]
+    fn nested_keys_of_the_same_name_are_not_touched() {
+        let body = br#"{"metadata":{"model":"a"},"model":"b"}"#;
+        let out = set_member(body, "model", b"\"c\"").unwrap();
+        assert_eq!(out, br#"{"metadata":{"model":"a"},"model":"c"}"#);
+    }
+
+    #[test]
+    fn inserts_a_missing_member_first() {
+        assert_eq!(
+            set_member(br#"{"a":1}"#, "b", b"true").unwrap(),
+            br#"{"b":true,"a":1}"#
+        );
+        assert_eq!(set_member(b" {} ", "b", b"2").unwrap(), br#" {"b":2} "#);
+    }
+
+    #[test]
+    fn lists_members_with_exact_ranges() {
+        let body = br#"{"a": [1, {"x": "]"}], "b":null,"c":-1.5e3}"#;
+        let m = members(body).unwrap();
+        let values: Vec<&str> = m
+            .iter()
+            .map(|m| std::str::from_utf8(&body[m.value.clone()]).unwrap())
+            .collect();
+        assert_eq!(values, [r#"[1, {"x": "]"}]"#, "null", "-1.5e3"]);
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_object() {
+        assert!(members(b"[1]").is_err());
+        assert!(members(br#"{"a":"#).is_err());
+        assert!(members(br#"{"a":"x}"#).is_err());
+        assert!(members(br#"{"a" 1}"#).is_err());
+    }
+}

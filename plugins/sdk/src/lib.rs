@@ -1,0 +1,91 @@
+//! The SDK for llmgate plugins: provider adapters and balancing policies,
+//! compiled to WebAssembly components.
+//!
+//! A provider adapter implements [`adapter::Adapter`] and calls
+//! [`export_adapter!`]; a policy implements [`policy::Policy`] and calls
+//! [`export_policy!`]. The raw `wit-bindgen` output stays in the hidden
+//! [`wit`] module; the types plugin authors need are re-exported here, and the
+//! helpers ([`json`], [`error`], [`openai`], [`rng`]) keep plugins short.
+//!
+//! Everything except the export macros also compiles natively, so plugin
+//! logic is unit-tested with plain `cargo test`.
+
+pub mod error;
+pub mod json;
+pub mod log;
+pub mod openai;
+pub mod rng;
+pub mod usage;
+
+/// Raw bindings generated from `wit/llmgate.wit`. Plugin authors use the
+/// re-exports in [`adapter`], [`policy`] and [`types`] instead.
+#[doc(hidden)]
+#[allow(missing_docs, unsafe_code, clippy::all)]
+pub mod wit {
+    /// The `provider` world (exports `adapter`).
+    pub mod provider {
+        wit_bindgen::generate!({
+            world: "provider",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_provider_world",
+            default_bindings_module: "llmgate_plugin_sdk::wit::provider",
+            additional_derives: [PartialEq],
+        });
+    }
+    /// The `balancer` world (exports `policy`).
+    pub mod balancer {
+        wit_bindgen::generate!({
+            world: "balancer",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_balancer_world",
+            default_bindings_module: "llmgate_plugin_sdk::wit::balancer",
+            with: {
+                "llmgate:plugin/host-log@0.1.0": crate::wit::provider::llmgate::plugin::host_log,
+            },
+        });
+    }
+}
+
+/// Types shared by adapters and policies.
+pub mod types {
+    pub use crate::wit::provider::llmgate::plugin::types::{
+        ErrorKind, Header, PluginError, SseEvent, Usage,
+    };
+}
+
+/// What a provider adapter implements.
+pub mod adapter {
+    pub use crate::wit::provider::exports::llmgate::plugin::adapter::{
+        AuthPlacement, CallContext, Decoded, Guest as Adapter, GuestStreamDecoder as DecodeStream,
+        GuestStreamEncoder as EncodeStream, Info, ParsedResponse, StreamDecoder, StreamEncoder,
+        UpstreamRequest,
+    };
+}
+
+/// What a balancing policy implements.
+pub mod policy {
+    pub use crate::wit::balancer::exports::llmgate::plugin::policy::{
+        Candidate, Guest as Policy, PickContext,
+    };
+}
+
+/// Exports a type implementing [`adapter::Adapter`] as this component's adapter.
+#[macro_export]
+macro_rules! export_adapter {
+    ($t:ident) => {
+        // Exported symbols exist only in the component; native builds are for tests.
+        #[cfg(target_arch = "wasm32")]
+        $crate::wit::provider::export_provider_world!($t with_types_in $crate::wit::provider);
+    };
+}
+
+/// Exports a type implementing [`policy::Policy`] as this component's policy.
+#[macro_export]
+macro_rules! export_policy {
+    ($t:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::wit::balancer::export_balancer_world!($t with_types_in $crate::wit::balancer);
+    };
+}

@@ -1,0 +1,456 @@
+//! The OpenAI Chat Completions dialect, which is also the canonical form.
+//!
+//! Lives in the SDK rather than in `plugins/openai` so that an adapter for an
+//! OpenAI-compatible vendor with a quirk is a few lines around these functions.
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+
+use crate::adapter::{AuthPlacement, CallContext, Decoded, ParsedResponse, UpstreamRequest};
+use crate::error::{kind_for_status, retry_after_ms};
+use crate::json;
+use crate::types::{ErrorKind, Header, PluginError, SseEvent, Usage};
+use crate::usage::OpenAiUsage;
+
+/// Appended to the provider's `base_url`, which is the URL one would give the
+/// official OpenAI SDK (e.g. `https://api.openai.com/v1`).
+pub const CHAT_PATH: &str = "/chat/completions";
+
+/// Stream note: the adapter asked the upstream for a usage chunk the client
+/// did not ask for, so the decoder must not forward it.
+pub const NOTE_USAGE_ADDED: &str = "usage-added";
+
+/// Adapter options under `[providers.options]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    /// Ask streams for a final usage chunk (`stream_options.include_usage`).
+    /// On by default so streamed requests are metered; turn off for servers
+    /// that reject the field.
+    #[serde(default = "yes")]
+    pub stream_usage: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Options {
+    /// Reads the provider's options JSON.
+    pub fn parse(options: &str) -> Result<Options, PluginError> {
+        serde_json::from_str(options)
+            .map_err(|e| PluginError::new(ErrorKind::Internal, format!("adapter options: {e}")))
+    }
+}
+
+/// Builds the upstream chat request: the body as given, with the upstream
+/// model name and (for streams) a request for usage.
+pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, PluginError> {
+    let options = Options::parse(&ctx.options)?;
+    let bad = |e: json::NotAnObject| PluginError::bad_request(format!("request body: {e}"));
+    let mut out = json::set_member(body, "model", &json::string_value(&ctx.upstream_model))
+        .map_err(bad)?;
+    let mut stream_note = String::new();
+    if ctx.stream && options.stream_usage {
+        let members = json::members(&out).map_err(bad)?;
+        let existing = json::find(&out, &members, "stream_options")
+            .map(|m| serde_json::from_slice::<serde_json::Value>(&out[m.value.clone()]))
+            .transpose()
+            .map_err(|e| PluginError::bad_request(format!("stream_options: {e}")))?;
+        let client_asked = existing
+            .as_ref()
+            .and_then(|v| v.get("include_usage"))
+            .and_then(|v| v.as_bool())
+            == Some(true);
+        if !client_asked {
+            let mut stream_options = match existing {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            stream_options.insert("include_usage".into(), true.into());
+            let value = serde_json::to_vec(&stream_options).expect("a map always serializes");
+            out = json::set_member(&out, "stream_options", &value).map_err(bad)?;
+            stream_note = NOTE_USAGE_ADDED.into();
+        }
+    }
+    Ok(UpstreamRequest {
+        method: "POST".into(),
+        path_and_query: CHAT_PATH.into(),
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: "application/json".into(),
+        }],
+        body: out,
+        auth: AuthPlacement::Bearer,
+        stream_note,
+    })
+}
+
+#[derive(Deserialize)]
+struct UsageOnly {
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+/// Reads a non-streamed chat response. Native calls forward the upstream
+/// body as it is; translated calls get it back as the canonical body.
+pub fn parse_response(body: &[u8], native: bool) -> Result<ParsedResponse, PluginError> {
+    let peek: UsageOnly = serde_json::from_slice(body)
+        .map_err(|e| PluginError::upstream(format!("unreadable upstream response: {e}")))?;
+    Ok(ParsedResponse {
+        body: (!native).then(|| body.to_vec()),
+        usage: peek.usage.map(Usage::from),
+    })
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorObject,
+}
+
+#[derive(Deserialize)]
+struct ErrorObject {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    code: Option<serde_json::Value>,
+}
+
+/// Classifies a failed upstream answer from its status, headers and the
+/// OpenAI error object in its body (`insufficient_quota`, `context_length_exceeded`, ...).
+pub fn classify_error(status: u16, headers: &[Header], body: &[u8]) -> PluginError {
+    let parsed = serde_json::from_slice::<ErrorEnvelope>(body).ok().map(|e| e.error);
+    let code = parsed.as_ref().and_then(|e| match &e.code {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => e.kind.clone(),
+    });
+    let kind = match code.as_deref() {
+        Some("insufficient_quota" | "billing_hard_limit_reached") => ErrorKind::QuotaExhausted,
+        Some("context_length_exceeded" | "string_above_max_length") => ErrorKind::ContextLength,
+        Some("content_filter" | "content_policy_violation") => ErrorKind::ContentFilter,
+        Some("invalid_api_key") => ErrorKind::Auth,
+        Some("model_not_found") => ErrorKind::NotFound,
+        _ => kind_for_status(status),
+    };
+    let message = match parsed.and_then(|e| e.message) {
+        Some(m) => m,
+        None => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+            format!("upstream answered HTTP {status}: {text}")
+        }
+    };
+    PluginError {
+        kind,
+        retry_after_ms: retry_after_ms(headers),
+        upstream_status: Some(status),
+        code,
+        message,
+    }
+}
+
+/// What the decoder needs to know of one stream chunk, read without
+/// allocating for the parts it skips.
+#[derive(Deserialize)]
+struct ChunkPeek {
+    #[serde(default)]
+    choices: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+    #[serde(default)]
+    error: Option<ErrorObject>,
+}
+
+/// Per-stream state for an OpenAI-dialect upstream stream.
+#[derive(Debug)]
+pub struct Decoder {
+    native: bool,
+    drop_usage_chunk: bool,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl Decoder {
+    /// A decoder for one stream; `note` is what [`build_request`] returned.
+    pub fn new(native: bool, note: &str) -> Self {
+        Decoder {
+            native,
+            drop_usage_chunk: note == NOTE_USAGE_ADDED,
+            usage: None,
+            done: false,
+        }
+    }
+
+    /// Reads events: forwards them (native) or passes their chunks on
+    /// (translated), noting usage, the end, and errors sent mid-stream.
+    pub fn push(&mut self, events: Vec<SseEvent>) -> Result<Decoded, PluginError> {
+        let mut out = Decoded {
+            events: Vec::new(),
+            chunks: Vec::new(),
+            usage: None,
+            done: false,
+        };
+        for event in events {
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                self.done = true;
+                if self.native {
+                    out.events.push(event);
+                }
+                continue;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let peek: ChunkPeek = serde_json::from_str(data).map_err(|e| {
+                PluginError::upstream(format!("unreadable chunk in upstream stream: {e}"))
+            })?;
+            if let Some(err) = peek.error {
+                return Err(PluginError {
+                    kind: ErrorKind::Upstream,
+                    retry_after_ms: None,
+                    upstream_status: None,
+                    code: err.kind,
+                    message: err
+                        .message
+                        .unwrap_or_else(|| "the upstream reported an error mid-stream".into()),
+                });
+            }
+            let usage_only = peek.choices.as_ref().is_none_or(|c| c.is_empty());
+            if let Some(u) = peek.usage {
+                self.usage = Some(u.into());
+            }
+            if self.native {
+                if !(usage_only && self.drop_usage_chunk) {
+                    out.events.push(event);
+                }
+            } else {
+                out.chunks.push(event.data.into_bytes());
+            }
+        }
+        out.usage = self.usage;
+        out.done = self.done;
+        Ok(out)
+    }
+
+    /// The upstream closed the stream.
+    pub fn finish(&mut self) -> Result<Decoded, PluginError> {
+        if !self.done {
+            return Err(PluginError::upstream(
+                "the upstream closed the stream before [DONE]",
+            ));
+        }
+        Ok(Decoded {
+            events: Vec::new(),
+            chunks: Vec::new(),
+            usage: self.usage,
+            done: true,
+        })
+    }
+}
+
+/// Ingress: canonical chunks are already this dialect.
+pub fn encode_chunks(chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
+    chunks
+        .into_iter()
+        .map(|c| {
+            String::from_utf8(c)
+                .map(|data| SseEvent { event: None, data })
+                .map_err(|_| PluginError::new(ErrorKind::Internal, "chunk is not UTF-8"))
+        })
+        .collect()
+}
+
+/// Ingress: the end of an OpenAI stream.
+pub fn done_event() -> SseEvent {
+    SseEvent {
+        event: None,
+        data: "[DONE]".into(),
+    }
+}
+
+/// The OpenAI `error.type` for an error the gateway returns.
+pub fn error_type(status: u16, kind: ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::Auth => "authentication_error",
+        ErrorKind::Forbidden => "permission_error",
+        ErrorKind::NotFound => "not_found_error",
+        ErrorKind::RateLimited => "rate_limit_error",
+        ErrorKind::QuotaExhausted => "insufficient_quota",
+        ErrorKind::BadRequest | ErrorKind::ContextLength | ErrorKind::ContentFilter => {
+            "invalid_request_error"
+        }
+        ErrorKind::Timeout => "timeout_error",
+        ErrorKind::Overloaded | ErrorKind::Upstream | ErrorKind::Internal if status < 500 => {
+            "invalid_request_error"
+        }
+        ErrorKind::Overloaded | ErrorKind::Upstream | ErrorKind::Internal => "server_error",
+    }
+}
+
+/// Ingress: an OpenAI error object, `{"error": {"message", "type", "param", "code"}}`.
+pub fn error_body(status: u16, err: &PluginError) -> Vec<u8> {
+    let body = serde_json::json!({
+        "error": {
+            "message": err.message,
+            "type": error_type(status, err.kind),
+            "param": null,
+            "code": err.code.clone().unwrap_or_else(|| crate::error::kind_name(err.kind).into()),
+        }
+    });
+    serde_json::to_vec(&body).expect("json! values always serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(stream: bool) -> CallContext {
+        CallContext {
+            upstream_model: "gpt-4o-mini".into(),
+            stream,
+            options: "{}".into(),
+        }
+    }
+
+    fn data(s: &str) -> SseEvent {
+        SseEvent {
+            event: None,
+            data: s.into(),
+        }
+    }
+
+    #[test]
+    fn non_stream_request_changes_only_the_model() {
+        let body = br#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"temperature":0.20}"#;
+        let req = build_request(&ctx(false), body).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&req.body).unwrap(),
+            r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"temperature":0.20}"#
+        );
+        assert_eq!(req.path_and_query, "/chat/completions");
+        assert!(req.stream_note.is_empty());
+    }
+
+    #[test]
+    fn stream_request_asks_for_usage_and_notes_it() {
+        let body = br#"{"model":"smart","stream":true,"messages":[]}"#;
+        let req = build_request(&ctx(true), body).unwrap();
+        assert_eq!(
+            std::str::from_utf8(&req.body).unwrap(),
+            r#"{"stream_options":{"include_usage":true},"model":"gpt-4o-mini","stream":true,"messages":[]}"#
+        );
+        assert_eq!(req.stream_note, NOTE_USAGE_ADDED);
+
+        let asked = br#"{"model":"smart","stream":true,"stream_options":{"include_usage":true}}"#;
+        let req = build_request(&ctx(true), asked).unwrap();
+        assert!(req.stream_note.is_empty());
+        assert_eq!(
+            std::str::from_utf8(&req.body).unwrap(),
+            r#"{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true}}"#
+        );
+    }
+
+    #[test]
+    fn stream_usage_can_be_turned_off() {
+        let mut c = ctx(true);
+        c.options = r#"{"stream_usage":false}"#.into();
+        let req = build_request(&c, br#"{"model":"m","stream":true}"#).unwrap();
+        assert_eq!(req.body, br#"{"model":"gpt-4o-mini","stream":true}"#);
+        c.options = r#"{"stream_usag":false}"#.into();
+        assert_eq!(build_request(&c, b"{}").unwrap_err().kind, ErrorKind::Internal);
+    }
+
+    #[test]
+    fn bad_body_is_a_bad_request() {
+        let err = build_request(&ctx(false), b"[1,2]").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn parse_reads_usage() {
+        let body = br#"{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}}"#;
+        let parsed = parse_response(body, true).unwrap();
+        assert!(parsed.body.is_none());
+        let u = parsed.usage.unwrap();
+        assert_eq!((u.input_tokens, u.output_tokens), (3, 4));
+        assert!(parse_response(b"<html>", true).is_err());
+    }
+
+    #[test]
+    fn classifies_quota_and_context_errors() {
+        let quota = br#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#;
+        let e = classify_error(429, &[], quota);
+        assert_eq!(e.kind, ErrorKind::QuotaExhausted);
+        assert_eq!(e.message, "You exceeded your current quota");
+
+        let ctx_len = br#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
+        assert_eq!(classify_error(400, &[], ctx_len).kind, ErrorKind::ContextLength);
+
+        let limited = classify_error(
+            429,
+            &[Header {
+                name: "retry-after".into(),
+                value: "2".into(),
+            }],
+            br#"{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}"#,
+        );
+        assert_eq!(limited.kind, ErrorKind::RateLimited);
+        assert_eq!(limited.retry_after_ms, Some(2000));
+
+        let html = classify_error(502, &[], b"<html>bad gateway</html>");
+        assert_eq!(html.kind, ErrorKind::Upstream);
+        assert!(html.message.contains("HTTP 502"));
+    }
+
+    #[test]
+    fn native_decoder_drops_only_the_usage_chunk_it_asked_for() {
+        let role = data(r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}],"usage":null}"#);
+        let usage = data(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
+        let mut d = Decoder::new(true, NOTE_USAGE_ADDED);
+        let out = d.push(vec![role.clone(), usage.clone(), data("[DONE]")]).unwrap();
+        assert_eq!(out.events, vec![role.clone(), data("[DONE]")]);
+        assert_eq!(out.usage.unwrap().input_tokens, 5);
+        assert!(out.done);
+        assert!(d.finish().is_ok());
+
+        let mut d = Decoder::new(true, "");
+        let out = d.push(vec![role.clone(), usage.clone()]).unwrap();
+        assert_eq!(out.events, vec![role, usage]);
+        assert!(!out.done);
+    }
+
+    #[test]
+    fn translated_decoder_passes_chunks() {
+        let mut d = Decoder::new(false, NOTE_USAGE_ADDED);
+        let chunk = r#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#;
+        let out = d.push(vec![data(chunk), data("[DONE]")]).unwrap();
+        assert_eq!(out.chunks, vec![chunk.as_bytes().to_vec()]);
+        assert!(out.events.is_empty());
+    }
+
+    #[test]
+    fn decoder_reports_errors_and_truncation() {
+        let mut d = Decoder::new(true, "");
+        let err = d
+            .push(vec![data(r#"{"error":{"message":"boom","type":"server_error"}}"#)])
+            .unwrap_err();
+        assert_eq!(err.message, "boom");
+        assert!(d.push(vec![data("not json")]).is_err());
+        let mut d = Decoder::new(true, "");
+        assert!(d.finish().is_err(), "a stream without [DONE] is truncated");
+    }
+
+    #[test]
+    fn error_body_is_an_openai_error_object() {
+        let err = PluginError::new(ErrorKind::NotFound, "model 'x' is not configured");
+        let body: serde_json::Value = serde_json::from_slice(&error_body(404, &err)).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"error": {"message": "model 'x' is not configured",
+                "type": "not_found_error", "param": null, "code": "not_found"}})
+        );
+    }
+}
