@@ -23,10 +23,13 @@ impl Adapter for OpenAi {
 
     fn describe() -> Info {
         Info {
-            name: "openai".into(),
             dialect: "openai".into(),
             description: "OpenAI Chat Completions and OpenAI-compatible APIs".into(),
         }
+    }
+
+    fn validate_options(options: String) -> Result<(), String> {
+        openai::Options::parse(&options).map(|_| ()).map_err(|e| e.message)
     }
 
     fn build_request(

@@ -1,0 +1,138 @@
+//! Configuration: the TOML schema ([`schema`]), `${VAR}` secrets
+//! ([`secrets`]), and validation into the runtime form the request path
+//! reads ([`runtime`]).
+
+mod runtime;
+pub mod schema;
+pub mod secrets;
+
+use std::path::Path;
+
+pub use runtime::{Model, Provider, Route, Runtime};
+pub use schema::ConfigFile;
+
+/// A configuration problem, naming the entry it is about.
+#[derive(Debug, thiserror::Error)]
+#[error("{at}: {message}")]
+pub struct ConfigError {
+    /// Where: `providers[openai].keys[1]`, `models[smart].routes[0]`, a file path...
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ConfigError {
+    /// An error about the entry `at`.
+    pub fn new(at: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            at: at.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and parses a config file and resolves its `${VAR}` references from
+/// the process environment.
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(path.display().to_string(), e.to_string()))?;
+    parse(&text, &|name| std::env::var(name).ok())
+        .map_err(|e| ConfigError::new(format!("{}: {}", path.display(), e.at), e.message))
+}
+
+/// Parses config text, resolving `${VAR}` with `lookup`.
+pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<ConfigFile, ConfigError> {
+    let mut file: ConfigFile = toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|span| format!("line {}", text[..span.start].lines().count().max(1)))
+            .unwrap_or_else(|| "config".into());
+        ConfigError::new(at, e.message().to_string())
+    })?;
+    expand_secrets(&mut file, lookup)?;
+    Ok(file)
+}
+
+/// Resolves `${VAR}` in every string that may hold a secret or an address.
+fn expand_secrets(
+    file: &mut ConfigFile,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    let server = &mut file.server;
+    server.listen = secrets::expand(&server.listen, "server.listen", lookup)?;
+    for (i, key) in server.api_keys.iter_mut().enumerate() {
+        *key = secrets::expand(key, &format!("server.api_keys[{i}]"), lookup)?;
+    }
+    for p in &mut file.providers {
+        let at = format!("providers[{}]", p.name);
+        p.base_url = secrets::expand(&p.base_url, &format!("{at}.base_url"), lookup)?;
+        for (i, key) in p.keys.iter_mut().enumerate() {
+            *key = secrets::expand(key, &format!("{at}.keys[{i}]"), lookup)?;
+        }
+        expand_table(&mut p.options, &format!("{at}.options"), lookup)?;
+    }
+    Ok(())
+}
+
+fn expand_table(
+    table: &mut toml::Table,
+    at: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        expand_value(value, &format!("{at}.{key}"), lookup)?;
+    }
+    Ok(())
+}
+
+fn expand_value(
+    value: &mut toml::Value,
+    at: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => *s = secrets::expand(s, at, lookup)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_value(item, &format!("{at}[{i}]"), lookup)?;
+            }
+        }
+        toml::Value::Table(t) => expand_table(t, at, lookup)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "OPENAI_KEY").then(|| "sk-test".to_string())
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_with_a_line() {
+        let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n", &env).unwrap_err();
+        assert_eq!(err.at, "line 3");
+        assert!(err.message.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_resolve_and_missing_ones_name_the_entry() {
+        let text = r#"
+            [[providers]]
+            name = "openai"
+            adapter = "openai"
+            base_url = "https://api.openai.com/v1"
+            keys = ["${OPENAI_KEY}", "${OPENAI_KEY_2}"]
+        "#;
+        let err = parse(text, &env).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "providers[openai].keys[1]: environment variable OPENAI_KEY_2 is not set"
+        );
+        let ok = parse(&text.replace(", \"${OPENAI_KEY_2}\"", ""), &env).unwrap();
+        assert_eq!(ok.providers[0].keys, ["sk-test"]);
+    }
+}

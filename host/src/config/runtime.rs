@@ -1,0 +1,259 @@
+//! The validated, compiled configuration the request path reads: providers
+//! with their HTTP clients and key rings, model aliases resolved to routes
+//! with live stats, plugins looked up once. Built whole or not at all.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use super::{ConfigError, ConfigFile};
+use crate::balance::{BackendStats, KeyRing, StatsTable};
+use crate::plugins::{AdapterPlugin, PluginRegistry, PolicyPlugin};
+
+/// The running configuration.
+pub struct Runtime {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Keys clients may present; empty means open.
+    pub api_keys: Vec<String>,
+    /// Largest request body accepted.
+    pub max_body_bytes: usize,
+    /// Providers, in config order.
+    pub providers: Vec<Arc<Provider>>,
+    /// Models, in config order.
+    pub models: Vec<Arc<Model>>,
+    by_name: HashMap<String, Arc<Model>>,
+    /// Things worth a warning that are not errors.
+    pub warnings: Vec<String>,
+}
+
+/// An upstream provider.
+pub struct Provider {
+    /// Its name in config.
+    pub name: String,
+    /// The adapter that talks to it.
+    pub adapter: Arc<AdapterPlugin>,
+    /// Base URL without a trailing slash.
+    pub base_url: String,
+    /// Keys in rotation.
+    pub keys: KeyRing,
+    /// Total time for a non-streamed request.
+    pub timeout: Duration,
+    /// Longest silence inside a stream.
+    pub stream_idle_timeout: Duration,
+    /// Adapter options as JSON.
+    pub options_json: String,
+    /// Pooled HTTP client for this provider.
+    pub http: reqwest::Client,
+}
+
+/// A model alias clients ask for.
+pub struct Model {
+    /// Its main name.
+    pub name: String,
+    /// Other names.
+    pub aliases: Vec<String>,
+    /// The policy ordering its routes.
+    pub policy: Arc<PolicyPlugin>,
+    /// Policy options as JSON.
+    pub policy_options: String,
+    /// Its backends.
+    pub routes: Vec<Route>,
+    /// Requests routed so far (round-robin policies read it).
+    pub counter: AtomicU64,
+}
+
+/// One backend of a model.
+pub struct Route {
+    /// Where it goes.
+    pub provider: Arc<Provider>,
+    /// The model name sent upstream.
+    pub upstream_model: String,
+    /// Weight for weighted policies.
+    pub weight: u32,
+    /// Priority for priority policies (lower first).
+    pub priority: u32,
+    /// Live numbers, shared across reloads.
+    pub stats: Arc<BackendStats>,
+}
+
+impl Runtime {
+    /// Validates `file` against the loaded plugins and compiles it.
+    pub fn compile(
+        file: &ConfigFile,
+        plugins: &PluginRegistry,
+        stats: &StatsTable,
+    ) -> Result<Runtime, ConfigError> {
+        crate::tls::install_crypto_provider();
+        let mut warnings = Vec::new();
+        let listen: SocketAddr = file.server.listen.parse().map_err(|e| {
+            ConfigError::new("server.listen", format!("'{}': {e}", file.server.listen))
+        })?;
+        if file.server.api_keys.is_empty() {
+            warnings.push(
+                "server.api_keys is empty: any client can use this gateway and its provider keys"
+                    .to_string(),
+            );
+        }
+        if file.server.max_body_bytes == 0 {
+            return Err(ConfigError::new("server.max_body_bytes", "must be above 0"));
+        }
+
+        let mut providers: Vec<Arc<Provider>> = Vec::new();
+        for (i, p) in file.providers.iter().enumerate() {
+            let at = format!("providers[{}]", if p.name.is_empty() { i.to_string() } else { p.name.clone() });
+            if p.name.is_empty() {
+                return Err(ConfigError::new(at, "name must not be empty"));
+            }
+            if providers.iter().any(|q| q.name == p.name) {
+                return Err(ConfigError::new(at, "a provider with this name is already defined"));
+            }
+            let adapter = plugins.adapter(&p.adapter).ok_or_else(|| {
+                let known: Vec<&str> = plugins.adapter_names().collect();
+                ConfigError::new(
+                    format!("{at}.adapter"),
+                    format!("no adapter plugin named '{}' (loaded: {})", p.adapter, known.join(", ")),
+                )
+            })?;
+            let url = reqwest::Url::parse(&p.base_url)
+                .map_err(|e| ConfigError::new(format!("{at}.base_url"), format!("'{}': {e}", p.base_url)))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(ConfigError::new(format!("{at}.base_url"), "must be an http or https URL"));
+            }
+            let options_json = serde_json::to_string(&p.options).expect("TOML tables serialize");
+            validate_with_plugin(adapter.validate_options(&options_json), &format!("{at}.options"))?;
+            for (field, value) in [
+                ("timeout_ms", p.timeout_ms),
+                ("connect_timeout_ms", p.connect_timeout_ms),
+                ("stream_idle_timeout_ms", p.stream_idle_timeout_ms),
+            ] {
+                if value == 0 {
+                    return Err(ConfigError::new(format!("{at}.{field}"), "must be above 0"));
+                }
+            }
+            let http = reqwest::Client::builder()
+                .connect_timeout(Duration::from_millis(p.connect_timeout_ms))
+                // Small writes of streamed requests must not wait for Nagle.
+                .tcp_nodelay(true)
+                // Keep connections warm between bursts; providers close idle
+                // ones after about two minutes.
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build()
+                .map_err(|e| ConfigError::new(&at, format!("HTTP client: {e}")))?;
+            providers.push(Arc::new(Provider {
+                name: p.name.clone(),
+                adapter: Arc::clone(adapter),
+                base_url: p.base_url.trim_end_matches('/').to_string(),
+                keys: KeyRing::new(p.keys.clone()),
+                timeout: Duration::from_millis(p.timeout_ms),
+                stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
+                options_json,
+                http,
+            }));
+        }
+
+        let mut models = Vec::new();
+        let mut by_name: HashMap<String, Arc<Model>> = HashMap::new();
+        for (i, m) in file.models.iter().enumerate() {
+            let at = format!("models[{}]", if m.name.is_empty() { i.to_string() } else { m.name.clone() });
+            if m.name.is_empty() {
+                return Err(ConfigError::new(at, "name must not be empty"));
+            }
+            let policy = plugins.policy(&m.policy).ok_or_else(|| {
+                let known: Vec<&str> = plugins.policy_names().collect();
+                ConfigError::new(
+                    format!("{at}.policy"),
+                    format!("no policy plugin named '{}' (loaded: {})", m.policy, known.join(", ")),
+                )
+            })?;
+            let policy_options = serde_json::to_string(&m.policy_options).expect("TOML tables serialize");
+            validate_with_plugin(policy.validate_options(&policy_options), &format!("{at}.policy_options"))?;
+            if m.routes.is_empty() {
+                return Err(ConfigError::new(format!("{at}.routes"), "a model needs at least one route"));
+            }
+            let mut routes = Vec::new();
+            for (j, r) in m.routes.iter().enumerate() {
+                let provider = providers.iter().find(|p| p.name == r.provider).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{at}.routes[{j}].provider"),
+                        format!("no provider named '{}'", r.provider),
+                    )
+                })?;
+                routes.push(Route {
+                    provider: Arc::clone(provider),
+                    upstream_model: r.model.clone(),
+                    weight: r.weight,
+                    priority: r.priority,
+                    stats: stats.backend(&provider.name, &r.model),
+                });
+            }
+            if routes.iter().all(|r| r.weight == 0) {
+                warnings.push(format!("{at}: every route has weight 0; weighted policies pick at random"));
+            }
+            let model = Arc::new(Model {
+                name: m.name.clone(),
+                aliases: m.aliases.clone(),
+                policy: Arc::clone(policy),
+                policy_options,
+                routes,
+                counter: AtomicU64::new(0),
+            });
+            for name in std::iter::once(&m.name).chain(&m.aliases) {
+                if by_name.insert(name.clone(), Arc::clone(&model)).is_some() {
+                    return Err(ConfigError::new(
+                        &at,
+                        format!("the name '{name}' is already used by another model or alias"),
+                    ));
+                }
+            }
+            models.push(model);
+        }
+        Ok(Runtime {
+            listen,
+            api_keys: file.server.api_keys.clone(),
+            max_body_bytes: file.server.max_body_bytes,
+            providers,
+            models,
+            by_name,
+            warnings,
+        })
+    }
+
+    /// The model a client's name refers to (a name or an alias).
+    pub fn model(&self, name: &str) -> Option<&Arc<Model>> {
+        self.by_name.get(name)
+    }
+
+    /// Whether `key` is one of the client keys (or auth is off).
+    pub fn accepts_client_key(&self, key: Option<&str>) -> bool {
+        if self.api_keys.is_empty() {
+            return true;
+        }
+        let Some(key) = key else { return false };
+        // Compare against every key without stopping early, so the time taken
+        // does not reveal how much of a guess matched.
+        self.api_keys
+            .iter()
+            .fold(false, |found, k| found | constant_time_eq(k.as_bytes(), key.as_bytes()))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn validate_with_plugin(
+    answer: Result<Result<(), String>, crate::error::GatewayError>,
+    at: &str,
+) -> Result<(), ConfigError> {
+    match answer {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(ConfigError::new(at, message)),
+        Err(e) => Err(ConfigError::new(at, e.to_string())),
+    }
+}

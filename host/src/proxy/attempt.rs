@@ -1,0 +1,283 @@
+//! One upstream attempt: the adapter builds the request, the host puts the
+//! key where the adapter asked, sends it, and turns the answer into a client
+//! response (whole bodies here, streams in [`super::stream`]) or an error
+//! the pipeline can fail over on.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Response;
+
+use super::Call;
+use super::record::{AttemptRecord, RequestRecord};
+use super::stream;
+use crate::config::Route;
+use crate::error::GatewayError;
+use crate::plugins::{AuthPlacement, CallContext, Header, UpstreamRequest};
+use crate::server::{ResponseBody, full_body};
+
+/// Error bodies are read for classification only; a provider that sends
+/// megabytes of HTML on a 502 gets cut off here.
+const MAX_ERROR_BODY: usize = 64 << 10;
+
+/// Where one attempt goes.
+pub struct Target<'a> {
+    /// The route being tried.
+    pub route: &'a Route,
+    /// Client and upstream speak the same dialect.
+    pub native: bool,
+    /// The client asked for a stream.
+    pub stream: bool,
+    /// The name the client asked for.
+    pub client_model: &'a str,
+}
+
+/// Runs one attempt; on success the response is ready for the client.
+pub async fn run(
+    call: &Call,
+    target: Target<'_>,
+    body: &[u8],
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let route = target.route;
+    let provider = &route.provider;
+    let started = Instant::now();
+    let in_flight = route.stats.begin();
+    let ctx = CallContext {
+        upstream_model: route.upstream_model.clone(),
+        stream: target.stream,
+        options: provider.options_json.clone(),
+    };
+    let outcome = send(call, &target, &ctx, body).await;
+    let (status, result) = match outcome {
+        Ok(ok) => (Some(ok.status().as_u16()), Ok(ok)),
+        Err((status, err)) => (status, Err(err)),
+    };
+    record.attempts.push(AttemptRecord {
+        provider: provider.name.clone(),
+        model: route.upstream_model.clone(),
+        status,
+        error: result.as_ref().err().map(ToString::to_string),
+        duration: started.elapsed(),
+    });
+    let upstream = match result {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            route.stats.record(false, started.elapsed(), None);
+            return Err(err);
+        }
+    };
+
+    if target.stream {
+        let note = upstream.stream_note.clone();
+        return stream::open(stream::Opening {
+            call,
+            route,
+            ctx,
+            native: target.native,
+            note,
+            client_model: target.client_model,
+            upstream: upstream.response,
+            started,
+            in_flight,
+            record,
+        })
+        .await;
+    }
+
+    let result = read_whole(call, &target, &ctx, upstream.response).await;
+    route.stats.record(result.is_ok(), started.elapsed(), None);
+    drop(in_flight);
+    let (body, usage) = result?;
+    record.status = 200;
+    record.usage = usage;
+    record.emit();
+    Ok(Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(full_body(body))
+        .expect("static parts make a valid response"))
+}
+
+/// A 2xx upstream answer whose body is still to be read.
+struct Upstream {
+    response: reqwest::Response,
+    stream_note: String,
+}
+
+impl Upstream {
+    fn status(&self) -> http::StatusCode {
+        self.response.status()
+    }
+}
+
+/// Builds and sends the request; non-2xx answers come back classified.
+async fn send(
+    call: &Call,
+    target: &Target<'_>,
+    ctx: &CallContext,
+    body: &[u8],
+) -> Result<Upstream, (Option<u16>, GatewayError)> {
+    let provider = &target.route.provider;
+    let upstream_error = |error| GatewayError::Upstream {
+        provider: provider.name.clone(),
+        error,
+    };
+    let request = provider
+        .adapter
+        .build_request(ctx, body, target.native)
+        .map_err(|e| (None, e))?
+        .map_err(|e| (None, upstream_error(e)))?;
+    let UpstreamRequest {
+        method,
+        path_and_query,
+        headers,
+        body,
+        auth,
+        stream_note,
+    } = request;
+    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
+        (
+            None,
+            GatewayError::Plugin {
+                plugin: provider.adapter.name().to_string(),
+                message: format!("built a request with the invalid method '{method}'"),
+            },
+        )
+    })?;
+    let mut url = format!("{}{}", provider.base_url, path_and_query);
+    let key = provider.keys.take();
+    if let (AuthPlacement::Query(param), Some(key)) = (&auth, key) {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(param);
+        url.push('=');
+        url.push_str(&percent_encode(key));
+    }
+    let mut builder = provider.http.request(method, url).body(body);
+    for Header { name, value } in headers {
+        builder = builder.header(name, value);
+    }
+    builder = match (&auth, key) {
+        (AuthPlacement::Bearer, Some(key)) => builder.bearer_auth(key),
+        (AuthPlacement::Header(name), Some(key)) => builder.header(name.as_str(), key),
+        _ => builder,
+    };
+    if !ctx.stream {
+        builder = builder.timeout(provider.timeout);
+    }
+    tracing::debug!(request_id = %call.id, provider = %provider.name, "sending upstream");
+    let response = builder.send().await.map_err(|e| {
+        (
+            None,
+            GatewayError::Unreachable {
+                provider: provider.name.clone(),
+                message: transport_message(&e),
+                timeout: e.is_timeout(),
+            },
+        )
+    })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(Upstream {
+            response,
+            stream_note,
+        });
+    }
+    let headers: Vec<Header> = response
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| {
+            Some(Header {
+                name: name.as_str().to_string(),
+                value: value.to_str().ok()?.to_string(),
+            })
+        })
+        .collect();
+    let body = read_capped(response, MAX_ERROR_BODY).await.unwrap_or_default();
+    let error = provider
+        .adapter
+        .classify_error(status.as_u16(), &headers, &body)
+        .map_err(|e| (Some(status.as_u16()), e))?;
+    Err((Some(status.as_u16()), upstream_error(error)))
+}
+
+/// Reads a whole 2xx body and makes the client's answer from it.
+async fn read_whole(
+    call: &Call,
+    target: &Target<'_>,
+    ctx: &CallContext,
+    response: reqwest::Response,
+) -> Result<(Bytes, Option<crate::plugins::Usage>), GatewayError> {
+    let provider = &target.route.provider;
+    let body = response.bytes().await.map_err(|e| GatewayError::Unreachable {
+        provider: provider.name.clone(),
+        message: transport_message(&e),
+        timeout: e.is_timeout(),
+    })?;
+    let upstream_error = |error| GatewayError::Upstream {
+        provider: provider.name.clone(),
+        error,
+    };
+    let parsed = provider
+        .adapter
+        .parse_response(ctx, &body, target.native)?
+        .map_err(upstream_error)?;
+    let out = match parsed.body {
+        // Native: the upstream's bytes go to the client untouched.
+        None => body,
+        Some(canonical) => Bytes::from(
+            call.ingress
+                .encode_response(&canonical, target.client_model)?
+                .map_err(upstream_error)?,
+        ),
+    };
+    Ok((out, parsed.usage))
+}
+
+async fn read_capped(mut response: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap.saturating_sub(out.len());
+        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if out.len() >= cap {
+            break;
+        }
+    }
+    Some(out)
+}
+
+/// reqwest's error with its causes, which is where the useful part
+/// ("connection refused") is.
+pub fn transport_message(err: &reqwest::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_keys_are_percent_encoded() {
+        assert_eq!(percent_encode("AIza-x_y.z~"), "AIza-x_y.z~");
+        assert_eq!(percent_encode("a b&c"), "a%20b%26c");
+    }
+}

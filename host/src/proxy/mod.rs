@@ -1,0 +1,241 @@
+//! The request pipeline, one phase per function, in the order a request
+//! goes through them:
+//!
+//! 1. [`summarize`]: read only what routing needs (model, stream).
+//! 2. [`Runtime::model`]: resolve the alias.
+//! 3. [`order_routes`]: the policy plugin orders the model's routes.
+//! 4. for each route in that order, [`attempt::run`]: the adapter builds the
+//!    upstream request, the host sends it, the adapter classifies failures;
+//!    a failure that another backend could avoid moves on to the next route.
+//! 5. the answer goes back, natively or translated ([`attempt`] for whole
+//!    bodies, [`stream`] for SSE), and is recorded ([`record`]).
+//!
+//! Failover is possible until the first byte reaches the client.
+
+mod attempt;
+pub mod record;
+mod stream;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode};
+use serde::Deserialize;
+
+use crate::config::{Model, Runtime};
+use crate::error::GatewayError;
+use crate::plugins::{AdapterPlugin, Candidate, PickContext};
+use crate::server::{ResponseBody, full_body};
+use record::RequestRecord;
+
+/// One client request on its way through the pipeline.
+pub struct Call {
+    /// Gateway-assigned id, sent back as `x-request-id`.
+    pub id: String,
+    /// The adapter speaking the client's dialect.
+    pub ingress: Arc<AdapterPlugin>,
+    /// The client's body, as received.
+    pub body: Bytes,
+    /// When the gateway started on it.
+    pub started: Instant,
+}
+
+/// The fields routing needs; everything else stays unparsed.
+#[derive(Debug, Deserialize)]
+pub struct Summary<'a> {
+    /// The model the client asked for.
+    #[serde(borrow, default)]
+    pub model: Option<Cow<'a, str>>,
+    /// Whether the client wants a stream.
+    #[serde(default)]
+    pub stream: Option<bool>,
+}
+
+/// Phase 1: reads `model` and `stream` from a JSON body. Also rejects
+/// malformed JSON before any upstream sees it.
+pub fn summarize(body: &[u8]) -> Result<Summary<'_>, GatewayError> {
+    serde_json::from_slice(body)
+        .map_err(|e| GatewayError::BadRequest(format!("the request body is not valid JSON: {e}")))
+}
+
+/// Handles a chat request in the ingress adapter's dialect.
+pub async fn chat(runtime: Arc<Runtime>, call: Call) -> Response<ResponseBody> {
+    let mut record = RequestRecord::new(&call);
+    let result = route_and_send(&runtime, &call, &mut record).await;
+    let mut response = match result {
+        Ok(response) => response,
+        Err(err) => {
+            record.fail(&err);
+            record.emit();
+            error_response(&call.ingress, &err)
+        }
+    };
+    if let Ok(id) = HeaderValue::from_str(&call.id) {
+        response.headers_mut().insert("x-request-id", id);
+    }
+    response
+}
+
+async fn route_and_send(
+    runtime: &Runtime,
+    call: &Call,
+    record: &mut RequestRecord,
+) -> Result<Response<ResponseBody>, GatewayError> {
+    let summary = summarize(&call.body)?;
+    let alias = summary
+        .model
+        .ok_or_else(|| GatewayError::BadRequest("the request names no model".into()))?;
+    let stream = summary.stream.unwrap_or(false);
+    record.alias = alias.to_string();
+    record.stream = stream;
+    let model = runtime
+        .model(&alias)
+        .ok_or_else(|| GatewayError::UnknownModel(alias.to_string()))?;
+    let order = order_routes(model)?;
+
+    // Translated only when a route needs it, and then only once.
+    let mut canonical: Option<Vec<u8>> = None;
+    let mut last_error = None;
+    for index in order {
+        let route = &model.routes[index];
+        let native = route.provider.adapter.dialect() == call.ingress.dialect();
+        let body: &[u8] = if native {
+            &call.body
+        } else {
+            if canonical.is_none() {
+                canonical = Some(call.ingress.decode_request(&call.body)?.map_err(|error| {
+                    GatewayError::Upstream {
+                        provider: call.ingress.name().to_string(),
+                        error,
+                    }
+                })?);
+            }
+            canonical.as_deref().expect("set above")
+        };
+        let target = attempt::Target {
+            route,
+            native,
+            stream,
+            client_model: &alias,
+        };
+        match attempt::run(call, target, body, record).await {
+            Ok(response) => return Ok(response),
+            Err(err) if err.may_fail_over() => {
+                tracing::warn!(
+                    request_id = %call.id,
+                    provider = %route.provider.name,
+                    model = %route.upstream_model,
+                    "attempt failed, trying the next route: {err}"
+                );
+                last_error = Some(err);
+            }
+            Err(err) => return Err(err),
+        }
+    }
+    Err(last_error.expect("a model has at least one route"))
+}
+
+/// Phase 3: asks the model's policy for the order to try its routes in.
+/// Indexes the policy returns twice or out of range are ignored.
+pub fn order_routes(model: &Model) -> Result<Vec<usize>, GatewayError> {
+    let candidates: Vec<Candidate> = model
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Candidate {
+            index: i as u32,
+            weight: r.weight,
+            priority: r.priority,
+            latency_ewma_us: r.stats.latency_ewma_us(),
+            ttft_ewma_us: r.stats.ttft_ewma_us(),
+            error_rate: r.stats.error_rate(),
+            in_flight: r.stats.in_flight(),
+            cooling_down: false,
+        })
+        .collect();
+    let ctx = PickContext {
+        route: model.name.clone(),
+        seed: random_u64(),
+        counter: model.counter.fetch_add(1, Ordering::Relaxed),
+        options: model.policy_options.clone(),
+    };
+    let picked = model.policy.pick(&ctx, &candidates)?;
+    let mut seen = vec![false; model.routes.len()];
+    let order: Vec<usize> = picked
+        .into_iter()
+        .map(|i| i as usize)
+        .filter(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true))
+        .collect();
+    if order.is_empty() {
+        return Err(GatewayError::Plugin {
+            plugin: model.policy.name().to_string(),
+            message: "the policy picked no route".into(),
+        });
+    }
+    Ok(order)
+}
+
+/// Fresh randomness without a dependency: std's per-process random hash keys,
+/// varied by a counter.
+pub fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    hasher.finish()
+}
+
+/// An error in the client's dialect, rendered by the ingress adapter.
+pub fn error_response(ingress: &AdapterPlugin, err: &GatewayError) -> Response<ResponseBody> {
+    let status = err.status();
+    let plugin_error = err.to_plugin_error();
+    let body = ingress
+        .encode_error(status.as_u16(), &plugin_error)
+        .unwrap_or_else(|_| {
+            // The ingress plugin itself failed; still answer with valid JSON.
+            serde_json::to_vec(&serde_json::json!({
+                "error": {"message": plugin_error.message, "type": "server_error"}
+            }))
+            .expect("json! values serialize")
+        });
+    let mut response = Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    if let Some(ms) = plugin_error.retry_after_ms
+        && matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+    {
+        response = response.header("retry-after", ms.div_ceil(1000).to_string());
+    }
+    response
+        .body(full_body(body))
+        .expect("static parts make a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_reads_only_routing_fields() {
+        let s = summarize(br#"{"messages":[{"content":"x"}],"model":"smart","stream":true}"#).unwrap();
+        assert_eq!(s.model.as_deref(), Some("smart"));
+        assert_eq!(s.stream, Some(true));
+        let s = summarize(br#"{"model":"a\"b"}"#).unwrap();
+        assert_eq!(s.model.as_deref(), Some("a\"b"));
+    }
+
+    #[test]
+    fn malformed_json_is_a_bad_request() {
+        let err = summarize(br#"{"model":"smart","#).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn random_values_differ() {
+        assert_ne!(random_u64(), random_u64());
+    }
+}

@@ -1,0 +1,221 @@
+//! The HTTP front: accepting connections, routing paths to dialect
+//! endpoints, authenticating clients, reading bodies within limits, and
+//! graceful shutdown. What happens to a chat request is in [`crate::proxy`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use crate::balance::StatsTable;
+use crate::config::Runtime;
+use crate::error::GatewayError;
+use crate::plugins::PluginRegistry;
+use crate::proxy::{self, Call};
+
+/// Response bodies: whole or streamed.
+pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// A whole response body.
+pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed_unsync()
+}
+
+/// How long shutdown waits for requests in flight (streams included).
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The running gateway: plugins, live stats, and the current config.
+pub struct Gateway {
+    /// The compiled config; swapped whole on reload.
+    pub runtime: ArcSwap<Runtime>,
+    /// Loaded plugins.
+    pub plugins: Arc<PluginRegistry>,
+    /// Backend stats, kept across reloads.
+    pub stats: Arc<StatsTable>,
+}
+
+/// Serves until `shutdown` resolves, then drains connections.
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (socket, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, do not spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = socket.set_nodelay(true);
+        let gateway = Arc::clone(&gateway);
+        let service = service_fn(move |req| handle(Arc::clone(&gateway), req));
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            // Slow-loris guard: a client gets this long to send its headers.
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(socket), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting up to {SHUTDOWN_GRACE:?} for requests in flight");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+    Ok(())
+}
+
+/// Routes one request.
+async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let runtime = gateway.runtime.load_full();
+    let path = req.uri().path();
+    let Some(openai) = gateway.plugins.ingress("openai").cloned() else {
+        return Ok(plain_error(StatusCode::INTERNAL_SERVER_ERROR, "the openai plugin is not loaded"));
+    };
+    let response = match (req.method(), path) {
+        (&Method::GET, "/health" | "/healthz") => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        (&Method::GET, "/v1/models" | "/openai/v1/models") => match authenticate(&runtime, &req) {
+            Ok(()) => list_models(&runtime),
+            Err(err) => proxy::error_response(&openai, &err),
+        },
+        (&Method::POST, "/v1/chat/completions" | "/openai/v1/chat/completions") => {
+            match read_request(&runtime, req).await {
+                Ok(body) => {
+                    let call = Call {
+                        id: format!("{:016x}", proxy::random_u64()),
+                        ingress: openai,
+                        body,
+                        started,
+                    };
+                    proxy::chat(runtime, call).await
+                }
+                Err(err) => proxy::error_response(&openai, &err),
+            }
+        }
+        (method, path) => proxy::error_response(
+            &openai,
+            &GatewayError::NoRoute {
+                method: method.to_string(),
+                path: path.to_string(),
+            },
+        ),
+    };
+    Ok(response)
+}
+
+/// Checks the client key, then reads the body within `max_body_bytes`.
+async fn read_request(runtime: &Runtime, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
+    authenticate(runtime, &req)?;
+    let limit = runtime.max_body_bytes;
+    let declared = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(GatewayError::BodyTooLarge { limit });
+    }
+    let collected = Limited::new(req.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                GatewayError::BodyTooLarge { limit }
+            } else {
+                GatewayError::BadRequest(format!("reading the request body failed: {e}"))
+            }
+        })?;
+    Ok(collected.to_bytes())
+}
+
+/// The client key from `Authorization: Bearer`, `x-api-key` (Anthropic
+/// clients) or `x-goog-api-key` (Gemini clients).
+fn client_key<B>(req: &Request<B>) -> Option<&str> {
+    let headers = req.headers();
+    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let value = value.trim();
+        if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
+            return Some(value[7..].trim());
+        }
+    }
+    ["x-api-key", "x-goog-api-key"]
+        .iter()
+        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+}
+
+fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<(), GatewayError> {
+    if runtime.accepts_client_key(client_key(req)) {
+        Ok(())
+    } else {
+        Err(GatewayError::Unauthorized)
+    }
+}
+
+/// `GET /v1/models`: the configured names and aliases, OpenAI's list shape.
+fn list_models(runtime: &Runtime) -> Response<ResponseBody> {
+    let data: Vec<serde_json::Value> = runtime
+        .models
+        .iter()
+        .flat_map(|m| std::iter::once(&m.name).chain(&m.aliases))
+        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"}))
+        .collect();
+    let body = serde_json::json!({"object": "list", "data": data});
+    json_response(StatusCode::OK, serde_json::to_vec(&body).expect("json! values serialize"))
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full_body(body))
+        .expect("static parts make a valid response")
+}
+
+fn plain_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({"error": {"message": message, "type": "server_error"}});
+    json_response(status, serde_json::to_vec(&body).expect("json! values serialize"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(header: &str, value: &str) -> Request<()> {
+        Request::builder().header(header, value).body(()).unwrap()
+    }
+
+    #[test]
+    fn client_keys_come_from_any_dialects_header() {
+        assert_eq!(client_key(&request("authorization", "Bearer sk-1")), Some("sk-1"));
+        assert_eq!(client_key(&request("authorization", "bearer  sk-1 ")), Some("sk-1"));
+        assert_eq!(client_key(&request("x-api-key", "sk-2")), Some("sk-2"));
+        assert_eq!(client_key(&request("x-goog-api-key", "sk-3")), Some("sk-3"));
+        assert_eq!(client_key(&request("authorization", "Basic abc")), None);
+    }
+}
