@@ -79,7 +79,12 @@ fn plugin_target_dir(out_dir: &Path) -> PathBuf {
         .ancestors()
         .find(|p| p.file_name().is_some_and(|n| n == "build"))
         .expect("OUT_DIR lies under a build/ directory");
-    build_dir.parent().unwrap().parent().unwrap().join("wasm-plugins")
+    build_dir
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("wasm-plugins")
 }
 
 enum Toolchain {

@@ -77,7 +77,11 @@ fn ewma(old: f64, sample: f64) -> f64 {
 fn update_us(slot: &AtomicU32, sample: Duration) {
     let sample = sample.as_micros().min(u128::from(u32::MAX)) as f64;
     let old = slot.load(Ordering::Relaxed);
-    let new = if old == 0 { sample } else { ewma(f64::from(old), sample) };
+    let new = if old == 0 {
+        sample
+    } else {
+        ewma(f64::from(old), sample)
+    };
     slot.store(new as u32, Ordering::Relaxed);
 }
 
@@ -165,12 +169,20 @@ mod tests {
         let stats = BackendStats::default();
         stats.record(true, Duration::from_millis(100), None);
         assert_eq!(stats.latency_ewma_us(), 100_000);
-        stats.record(true, Duration::from_millis(200), Some(Duration::from_millis(10)));
+        stats.record(
+            true,
+            Duration::from_millis(200),
+            Some(Duration::from_millis(10)),
+        );
         assert_eq!(stats.latency_ewma_us(), 120_000);
         assert_eq!(stats.ttft_ewma_us(), 10_000);
         stats.record(false, Duration::from_millis(1), None);
         assert!((stats.error_rate() - 0.2).abs() < 1e-6);
-        assert_eq!(stats.latency_ewma_us(), 120_000, "failures do not count as latency");
+        assert_eq!(
+            stats.latency_ewma_us(),
+            120_000,
+            "failures do not count as latency"
+        );
     }
 
     #[test]

@@ -46,7 +46,10 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
 }
 
 /// Binds the configured address and serves until `shutdown` resolves.
-pub async fn serve(gateway: Arc<Gateway>, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn serve(
+    gateway: Arc<Gateway>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
     let runtime = gateway.runtime.load();
     for warning in &runtime.warnings {
         tracing::warn!("{warning}");

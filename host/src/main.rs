@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 use llmgate::plugins::{Limits, Origin, PluginRegistry};
 
 #[derive(Parser)]
-#[command(name = "llmgate", version, about = "An LLM gateway with WebAssembly provider adapters and policies")]
+#[command(
+    name = "llmgate",
+    version,
+    about = "An LLM gateway with WebAssembly provider adapters and policies"
+)]
 struct Cli {
     /// Log output format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
@@ -60,7 +64,10 @@ fn main() -> ExitCode {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -69,7 +76,9 @@ fn init_logging(format: LogFormat) {
 
 fn serve(config: PathBuf) -> anyhow::Result<()> {
     let gateway = llmgate::load(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(llmgate::serve(gateway, shutdown_signal()))
 }
 
@@ -95,7 +104,11 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
     println!("listen: {}", runtime.listen);
     println!(
         "client keys: {}",
-        if runtime.api_keys.is_empty() { "none (open)".to_string() } else { runtime.api_keys.len().to_string() }
+        if runtime.api_keys.is_empty() {
+            "none (open)".to_string()
+        } else {
+            runtime.api_keys.len().to_string()
+        }
     );
     for p in &runtime.providers {
         println!(
@@ -108,7 +121,11 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
         );
     }
     for m in &runtime.models {
-        let aliases = if m.aliases.is_empty() { String::new() } else { format!(" (aliases: {})", m.aliases.join(", ")) };
+        let aliases = if m.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (aliases: {})", m.aliases.join(", "))
+        };
         println!("model {}{} policy {}", m.name, aliases, m.policy.name());
         for r in &m.routes {
             println!(
@@ -125,7 +142,10 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
 
 fn list_plugins() -> anyhow::Result<()> {
     let registry = PluginRegistry::load_builtin(Limits::default())?;
-    println!("{:<12} {:<9} {:<9} {:>8}  description", "name", "world", "origin", "size");
+    println!(
+        "{:<12} {:<9} {:<9} {:>8}  description",
+        "name", "world", "origin", "size"
+    );
     for info in registry.infos() {
         let origin = match &info.origin {
             Origin::BuiltIn => "built-in".to_string(),

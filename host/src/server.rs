@@ -84,22 +84,33 @@ pub async fn serve(
     }
     drop(listener);
     tracing::info!("shutting down: waiting up to {SHUTDOWN_GRACE:?} for requests in flight");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("shutdown grace period over; closing remaining connections");
     }
     Ok(())
 }
 
 /// Routes one request.
-async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
+async fn handle(
+    gateway: Arc<Gateway>,
+    req: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let runtime = gateway.runtime.load_full();
     let path = req.uri().path();
     let Some(openai) = gateway.plugins.ingress("openai").cloned() else {
-        return Ok(plain_error(StatusCode::INTERNAL_SERVER_ERROR, "the openai plugin is not loaded"));
+        return Ok(plain_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the openai plugin is not loaded",
+        ));
     };
     let response = match (req.method(), path) {
-        (&Method::GET, "/health" | "/healthz") => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        (&Method::GET, "/health" | "/healthz") => {
+            json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
+        }
         (&Method::GET, "/v1/models" | "/openai/v1/models") => match authenticate(&runtime, &req) {
             Ok(()) => list_models(&runtime),
             Err(err) => proxy::error_response(&openai, &err),
@@ -158,7 +169,10 @@ async fn read_request(runtime: &Runtime, req: Request<Incoming>) -> Result<Bytes
 /// clients) or `x-goog-api-key` (Gemini clients).
 fn client_key<B>(req: &Request<B>) -> Option<&str> {
     let headers = req.headers();
-    if let Some(value) = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(value) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let value = value.trim();
         if value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ") {
             return Some(value[7..].trim());
@@ -186,7 +200,10 @@ fn list_models(runtime: &Runtime) -> Response<ResponseBody> {
         .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"}))
         .collect();
     let body = serde_json::json!({"object": "list", "data": data});
-    json_response(StatusCode::OK, serde_json::to_vec(&body).expect("json! values serialize"))
+    json_response(
+        StatusCode::OK,
+        serde_json::to_vec(&body).expect("json! values serialize"),
+    )
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
@@ -199,7 +216,10 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<ResponseBody> {
 
 fn plain_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
     let body = serde_json::json!({"error": {"message": message, "type": "server_error"}});
-    json_response(status, serde_json::to_vec(&body).expect("json! values serialize"))
+    json_response(
+        status,
+        serde_json::to_vec(&body).expect("json! values serialize"),
+    )
 }
 
 #[cfg(test)]
@@ -212,8 +232,14 @@ mod tests {
 
     #[test]
     fn client_keys_come_from_any_dialects_header() {
-        assert_eq!(client_key(&request("authorization", "Bearer sk-1")), Some("sk-1"));
-        assert_eq!(client_key(&request("authorization", "bearer  sk-1 ")), Some("sk-1"));
+        assert_eq!(
+            client_key(&request("authorization", "Bearer sk-1")),
+            Some("sk-1")
+        );
+        assert_eq!(
+            client_key(&request("authorization", "bearer  sk-1 ")),
+            Some("sk-1")
+        );
         assert_eq!(client_key(&request("x-api-key", "sk-2")), Some("sk-2"));
         assert_eq!(client_key(&request("x-goog-api-key", "sk-3")), Some("sk-3"));
         assert_eq!(client_key(&request("authorization", "Basic abc")), None);

@@ -181,7 +181,11 @@ mod tests {
             ev(None, "[DONE]"),
         ];
         for piece in 1..=STREAM.len() {
-            assert_eq!(parse_in_pieces(STREAM, piece), expected, "piece size {piece}");
+            assert_eq!(
+                parse_in_pieces(STREAM, piece),
+                expected,
+                "piece size {piece}"
+            );
         }
     }
 
@@ -192,7 +196,11 @@ mod tests {
         let expected = vec![ev(Some("x"), "1"), ev(None, "2")];
         for piece in 1..=crlf.len() {
             assert_eq!(parse_in_pieces(crlf, piece), expected, "crlf piece {piece}");
-            assert_eq!(parse_in_pieces(cr, piece.min(cr.len())), expected, "cr piece {piece}");
+            assert_eq!(
+                parse_in_pieces(cr, piece.min(cr.len())),
+                expected,
+                "cr piece {piece}"
+            );
         }
     }
 

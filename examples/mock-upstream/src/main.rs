@@ -57,12 +57,27 @@ fn main() {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| usage_exit(&format!("{arg} needs a value")));
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| usage_exit(&format!("{arg} needs a value")))
+        };
         match arg.as_str() {
-            "--listen" => listen = value().parse().unwrap_or_else(|_| usage_exit("bad --listen")),
-            "--chunks" => settings.chunks = value().parse().unwrap_or_else(|_| usage_exit("bad --chunks")),
+            "--listen" => {
+                listen = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage_exit("bad --listen"))
+            }
+            "--chunks" => {
+                settings.chunks = value()
+                    .parse()
+                    .unwrap_or_else(|_| usage_exit("bad --chunks"))
+            }
             "--delay-ms" => {
-                settings.delay = Duration::from_millis(value().parse().unwrap_or_else(|_| usage_exit("bad --delay-ms")))
+                settings.delay = Duration::from_millis(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage_exit("bad --delay-ms")),
+                )
             }
             "--key" => settings.key = Some(value()),
             _ => usage_exit(&format!("unknown argument {arg}")),
@@ -76,15 +91,24 @@ fn main() {
 }
 
 fn usage_exit(problem: &str) -> ! {
-    eprintln!("{problem}\nusage: mock-upstream [--listen ADDR] [--chunks N] [--delay-ms MS] [--key SECRET]");
+    eprintln!(
+        "{problem}\nusage: mock-upstream [--listen ADDR] [--chunks N] [--delay-ms MS] [--key SECRET]"
+    );
     std::process::exit(2)
 }
 
 async fn serve(listen: SocketAddr, settings: Arc<Settings>) {
-    let listener = TcpListener::bind(listen).await.expect("binding the listen address");
-    println!("mock-upstream listening on http://{}", listener.local_addr().unwrap());
+    let listener = TcpListener::bind(listen)
+        .await
+        .expect("binding the listen address");
+    println!(
+        "mock-upstream listening on http://{}",
+        listener.local_addr().unwrap()
+    );
     loop {
-        let Ok((socket, _)) = listener.accept().await else { continue };
+        let Ok((socket, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = socket.set_nodelay(true);
         let settings = Arc::clone(&settings);
         tokio::spawn(async move {
@@ -96,7 +120,10 @@ async fn serve(listen: SocketAddr, settings: Arc<Settings>) {
     }
 }
 
-async fn handle(settings: Arc<Settings>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    settings: Arc<Settings>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     if let Some(key) = &settings.key {
         let presented = req
             .headers()
@@ -104,42 +131,87 @@ async fn handle(settings: Arc<Settings>, req: Request<Incoming>) -> Result<Respo
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         if presented != Some(key.as_str()) {
-            return Ok(error(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided."));
+            return Ok(error(
+                401,
+                "invalid_request_error",
+                "invalid_api_key",
+                "Incorrect API key provided.",
+            ));
         }
     }
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return Ok(error(400, "invalid_request_error", "bad_body", "could not read body")),
+        Err(_) => {
+            return Ok(error(
+                400,
+                "invalid_request_error",
+                "bad_body",
+                "could not read body",
+            ));
+        }
     };
     Ok(match (method, path.as_str()) {
-        (Method::GET, "/v1/models") => json_response(200, &json!({"object": "list", "data": [
-            {"id": "mock-small", "object": "model", "created": 1700000000, "owned_by": "mock"}
-        ]})),
+        (Method::GET, "/v1/models") => json_response(
+            200,
+            &json!({"object": "list", "data": [
+                {"id": "mock-small", "object": "model", "created": 1700000000, "owned_by": "mock"}
+            ]}),
+        ),
         (Method::POST, "/v1/chat/completions") => match serde_json::from_slice::<Value>(&body) {
             Ok(request) => chat(&settings, &request).await,
-            Err(e) => error(400, "invalid_request_error", "invalid_json", &format!("invalid JSON: {e}")),
+            Err(e) => error(
+                400,
+                "invalid_request_error",
+                "invalid_json",
+                &format!("invalid JSON: {e}"),
+            ),
         },
-        _ => error(404, "invalid_request_error", "unknown_url", &format!("Unknown request URL: {path}")),
+        _ => error(
+            404,
+            "invalid_request_error",
+            "unknown_url",
+            &format!("Unknown request URL: {path}"),
+        ),
     })
 }
 
 async fn chat(settings: &Settings, request: &Value) -> Response<Body> {
     let model = request["model"].as_str().unwrap_or("mock").to_string();
     if model.contains("fail-500") {
-        return error(500, "server_error", "server_error", "The server had an error while processing your request.");
+        return error(
+            500,
+            "server_error",
+            "server_error",
+            "The server had an error while processing your request.",
+        );
     }
     if model.contains("fail-429") {
-        let mut r = error(429, "requests", "rate_limit_exceeded", "Rate limit reached for requests.");
+        let mut r = error(
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            "Rate limit reached for requests.",
+        );
         r.headers_mut().insert("retry-after", "1".parse().unwrap());
         return r;
     }
     if model.contains("fail-quota") {
-        return error(429, "insufficient_quota", "insufficient_quota", "You exceeded your current quota, please check your plan and billing details.");
+        return error(
+            429,
+            "insufficient_quota",
+            "insufficient_quota",
+            "You exceeded your current quota, please check your plan and billing details.",
+        );
     }
     if model.contains("fail-400") {
-        return error(400, "invalid_request_error", "invalid_value", "Invalid value for 'messages'.");
+        return error(
+            400,
+            "invalid_request_error",
+            "invalid_value",
+            "Invalid value for 'messages'.",
+        );
     }
     if model.contains("stall") {
         tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -151,28 +223,38 @@ async fn chat(settings: &Settings, request: &Value) -> Response<Body> {
     if !stream {
         tokio::time::sleep(settings.delay).await;
         let completion_tokens = pieces.len() as u64;
-        return json_response(200, &json!({
-            "id": "chatcmpl-mock",
-            "object": "chat.completion",
-            "created": 1700000000,
-            "model": model,
-            "system_fingerprint": "fp_mock",
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": reply, "refusal": null},
-                "logprobs": null,
-                "finish_reason": "stop"
-            }],
-            "usage": usage(prompt_tokens, completion_tokens),
-        }));
+        return json_response(
+            200,
+            &json!({
+                "id": "chatcmpl-mock",
+                "object": "chat.completion",
+                "created": 1700000000,
+                "model": model,
+                "system_fingerprint": "fp_mock",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": reply, "refusal": null},
+                    "logprobs": null,
+                    "finish_reason": "stop"
+                }],
+                "usage": usage(prompt_tokens, completion_tokens),
+            }),
+        );
     }
-    let include_usage = request["stream_options"]["include_usage"].as_bool().unwrap_or(false);
+    let include_usage = request["stream_options"]["include_usage"]
+        .as_bool()
+        .unwrap_or(false);
     let events = stream_events(&model, &pieces, prompt_tokens, include_usage);
     sse_response(events, settings.delay)
 }
 
 /// The stream's `data:` payloads in order; `None` marks a pause point.
-fn stream_events(model: &str, pieces: &[String], prompt_tokens: u64, include_usage: bool) -> Vec<String> {
+fn stream_events(
+    model: &str,
+    pieces: &[String],
+    prompt_tokens: u64,
+    include_usage: bool,
+) -> Vec<String> {
     let chunk = |delta: Value, finish: Value| {
         let mut c = json!({
             "id": "chatcmpl-mock",
@@ -187,11 +269,18 @@ fn stream_events(model: &str, pieces: &[String], prompt_tokens: u64, include_usa
         }
         c.to_string()
     };
-    let mut events = vec![chunk(json!({"role": "assistant", "content": "", "refusal": null}), Value::Null)];
-    let broken = ["garbage", "midstream-error", "cut"].iter().find(|b| model.contains(*b));
+    let mut events = vec![chunk(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        Value::Null,
+    )];
+    let broken = ["garbage", "midstream-error", "cut"]
+        .iter()
+        .find(|b| model.contains(*b));
     for (i, piece) in pieces.iter().enumerate() {
         events.push(chunk(json!({"content": piece}), Value::Null));
-        if i == 0 && let Some(kind) = broken {
+        if i == 0
+            && let Some(kind) = broken
+        {
             match *kind {
                 "garbage" => events.push("this is not json".into()),
                 "midstream-error" => events.push(
@@ -222,14 +311,17 @@ fn stream_events(model: &str, pieces: &[String], prompt_tokens: u64, include_usa
 }
 
 fn sse_response(events: Vec<String>, delay: Duration) -> Response<Body> {
-    let stream = futures_util::stream::unfold((events.into_iter(), true), move |(mut events, first)| async move {
-        let data = events.next()?;
-        if !first && !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        let frame = Frame::data(Bytes::from(format!("data: {data}\n\n")));
-        Some((Ok::<_, Infallible>(frame), (events, false)))
-    });
+    let stream = futures_util::stream::unfold(
+        (events.into_iter(), true),
+        move |(mut events, first)| async move {
+            let data = events.next()?;
+            if !first && !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            let frame = Frame::data(Bytes::from(format!("data: {data}\n\n")));
+            Some((Ok::<_, Infallible>(frame), (events, false)))
+        },
+    );
     Response::builder()
         .status(200)
         .header("content-type", "text/event-stream")

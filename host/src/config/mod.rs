@@ -41,7 +41,10 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
 }
 
 /// Parses config text, resolving `${VAR}` with `lookup`.
-pub fn parse(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<ConfigFile, ConfigError> {
+pub fn parse(
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<ConfigFile, ConfigError> {
     let mut file: ConfigFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()

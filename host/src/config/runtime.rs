@@ -103,27 +103,48 @@ impl Runtime {
 
         let mut providers: Vec<Arc<Provider>> = Vec::new();
         for (i, p) in file.providers.iter().enumerate() {
-            let at = format!("providers[{}]", if p.name.is_empty() { i.to_string() } else { p.name.clone() });
+            let at = format!(
+                "providers[{}]",
+                if p.name.is_empty() {
+                    i.to_string()
+                } else {
+                    p.name.clone()
+                }
+            );
             if p.name.is_empty() {
                 return Err(ConfigError::new(at, "name must not be empty"));
             }
             if providers.iter().any(|q| q.name == p.name) {
-                return Err(ConfigError::new(at, "a provider with this name is already defined"));
+                return Err(ConfigError::new(
+                    at,
+                    "a provider with this name is already defined",
+                ));
             }
             let adapter = plugins.adapter(&p.adapter).ok_or_else(|| {
                 let known: Vec<&str> = plugins.adapter_names().collect();
                 ConfigError::new(
                     format!("{at}.adapter"),
-                    format!("no adapter plugin named '{}' (loaded: {})", p.adapter, known.join(", ")),
+                    format!(
+                        "no adapter plugin named '{}' (loaded: {})",
+                        p.adapter,
+                        known.join(", ")
+                    ),
                 )
             })?;
-            let url = reqwest::Url::parse(&p.base_url)
-                .map_err(|e| ConfigError::new(format!("{at}.base_url"), format!("'{}': {e}", p.base_url)))?;
+            let url = reqwest::Url::parse(&p.base_url).map_err(|e| {
+                ConfigError::new(format!("{at}.base_url"), format!("'{}': {e}", p.base_url))
+            })?;
             if !matches!(url.scheme(), "http" | "https") {
-                return Err(ConfigError::new(format!("{at}.base_url"), "must be an http or https URL"));
+                return Err(ConfigError::new(
+                    format!("{at}.base_url"),
+                    "must be an http or https URL",
+                ));
             }
             let options_json = serde_json::to_string(&p.options).expect("TOML tables serialize");
-            validate_with_plugin(adapter.validate_options(&options_json), &format!("{at}.options"))?;
+            validate_with_plugin(
+                adapter.validate_options(&options_json),
+                &format!("{at}.options"),
+            )?;
             for (field, value) in [
                 ("timeout_ms", p.timeout_ms),
                 ("connect_timeout_ms", p.connect_timeout_ms),
@@ -157,7 +178,14 @@ impl Runtime {
         let mut models = Vec::new();
         let mut by_name: HashMap<String, Arc<Model>> = HashMap::new();
         for (i, m) in file.models.iter().enumerate() {
-            let at = format!("models[{}]", if m.name.is_empty() { i.to_string() } else { m.name.clone() });
+            let at = format!(
+                "models[{}]",
+                if m.name.is_empty() {
+                    i.to_string()
+                } else {
+                    m.name.clone()
+                }
+            );
             if m.name.is_empty() {
                 return Err(ConfigError::new(at, "name must not be empty"));
             }
@@ -165,22 +193,37 @@ impl Runtime {
                 let known: Vec<&str> = plugins.policy_names().collect();
                 ConfigError::new(
                     format!("{at}.policy"),
-                    format!("no policy plugin named '{}' (loaded: {})", m.policy, known.join(", ")),
+                    format!(
+                        "no policy plugin named '{}' (loaded: {})",
+                        m.policy,
+                        known.join(", ")
+                    ),
                 )
             })?;
-            let policy_options = serde_json::to_string(&m.policy_options).expect("TOML tables serialize");
-            validate_with_plugin(policy.validate_options(&policy_options), &format!("{at}.policy_options"))?;
+            let policy_options =
+                serde_json::to_string(&m.policy_options).expect("TOML tables serialize");
+            validate_with_plugin(
+                policy.validate_options(&policy_options),
+                &format!("{at}.policy_options"),
+            )?;
             if m.routes.is_empty() {
-                return Err(ConfigError::new(format!("{at}.routes"), "a model needs at least one route"));
+                return Err(ConfigError::new(
+                    format!("{at}.routes"),
+                    "a model needs at least one route",
+                ));
             }
             let mut routes = Vec::new();
             for (j, r) in m.routes.iter().enumerate() {
-                let provider = providers.iter().find(|p| p.name == r.provider).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{at}.routes[{j}].provider"),
-                        format!("no provider named '{}'", r.provider),
-                    )
-                })?;
+                let provider =
+                    providers
+                        .iter()
+                        .find(|p| p.name == r.provider)
+                        .ok_or_else(|| {
+                            ConfigError::new(
+                                format!("{at}.routes[{j}].provider"),
+                                format!("no provider named '{}'", r.provider),
+                            )
+                        })?;
                 routes.push(Route {
                     provider: Arc::clone(provider),
                     upstream_model: r.model.clone(),
@@ -190,7 +233,9 @@ impl Runtime {
                 });
             }
             if routes.iter().all(|r| r.weight == 0) {
-                warnings.push(format!("{at}: every route has weight 0; weighted policies pick at random"));
+                warnings.push(format!(
+                    "{at}: every route has weight 0; weighted policies pick at random"
+                ));
             }
             let model = Arc::new(Model {
                 name: m.name.clone(),
@@ -234,9 +279,9 @@ impl Runtime {
         let Some(key) = key else { return false };
         // Compare against every key without stopping early, so the time taken
         // does not reveal how much of a guess matched.
-        self.api_keys
-            .iter()
-            .fold(false, |found, k| found | constant_time_eq(k.as_bytes(), key.as_bytes()))
+        self.api_keys.iter().fold(false, |found, k| {
+            found | constant_time_eq(k.as_bytes(), key.as_bytes())
+        })
     }
 }
 

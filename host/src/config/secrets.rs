@@ -20,22 +20,31 @@ pub fn expand(
             out.push_str("${");
             rest = stripped;
         } else if let Some(body) = after.strip_prefix("${") {
-            let end = body.find('}').ok_or_else(|| {
-                ConfigError::new(at, format!("unterminated '${{' in {value:?}"))
-            })?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| ConfigError::new(at, format!("unterminated '${{' in {value:?}")))?;
             let name = &body[..end];
-            let valid = !name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            let valid =
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
             if !valid {
-                return Err(ConfigError::new(at, format!("'{name}' is not a variable name")));
+                return Err(ConfigError::new(
+                    at,
+                    format!("'{name}' is not a variable name"),
+                ));
             }
             match lookup(name) {
                 Some(v) if !v.is_empty() => out.push_str(&v),
                 Some(_) => {
-                    return Err(ConfigError::new(at, format!("environment variable {name} is empty")));
+                    return Err(ConfigError::new(
+                        at,
+                        format!("environment variable {name} is empty"),
+                    ));
                 }
                 None => {
-                    return Err(ConfigError::new(at, format!("environment variable {name} is not set")));
+                    return Err(ConfigError::new(
+                        at,
+                        format!("environment variable {name} is not set"),
+                    ));
                 }
             }
             rest = &body[end + 1..];
@@ -62,7 +71,10 @@ mod tests {
 
     #[test]
     fn replaces_references() {
-        assert_eq!(expand("Bearer ${KEY}!", "x", &env).unwrap(), "Bearer sk-123!");
+        assert_eq!(
+            expand("Bearer ${KEY}!", "x", &env).unwrap(),
+            "Bearer sk-123!"
+        );
         assert_eq!(expand("a$b $${KEY}", "x", &env).unwrap(), "a$b ${KEY}");
         assert_eq!(expand("plain", "x", &env).unwrap(), "plain");
     }

@@ -13,7 +13,9 @@ use wasmtime::component::ResourceAny;
 
 use super::bindings::provider::{Provider, ProviderPre};
 use super::pool::{CallStats, InstancePool, Lease};
-use super::{CallContext, Decoded, Header, Limits, ParsedResponse, PluginError, SseEvent, UpstreamRequest};
+use super::{
+    CallContext, Decoded, Header, Limits, ParsedResponse, PluginError, SseEvent, UpstreamRequest,
+};
 use crate::error::GatewayError;
 
 type Answer<T> = Result<Result<T, PluginError>, GatewayError>;
@@ -81,13 +83,29 @@ impl AdapterPlugin {
     }
 
     /// Builds the upstream request.
-    pub fn build_request(&self, ctx: &CallContext, body: &[u8], native: bool) -> Answer<UpstreamRequest> {
-        self.call(|b, s| b.llmgate_plugin_adapter().call_build_request(s, ctx, body, native))
+    pub fn build_request(
+        &self,
+        ctx: &CallContext,
+        body: &[u8],
+        native: bool,
+    ) -> Answer<UpstreamRequest> {
+        self.call(|b, s| {
+            b.llmgate_plugin_adapter()
+                .call_build_request(s, ctx, body, native)
+        })
     }
 
     /// Reads a successful non-streamed upstream body.
-    pub fn parse_response(&self, ctx: &CallContext, body: &[u8], native: bool) -> Answer<ParsedResponse> {
-        self.call(|b, s| b.llmgate_plugin_adapter().call_parse_response(s, ctx, body, native))
+    pub fn parse_response(
+        &self,
+        ctx: &CallContext,
+        body: &[u8],
+        native: bool,
+    ) -> Answer<ParsedResponse> {
+        self.call(|b, s| {
+            b.llmgate_plugin_adapter()
+                .call_parse_response(s, ctx, body, native)
+        })
     }
 
     /// Classifies a failed upstream answer.
@@ -97,7 +115,10 @@ impl AdapterPlugin {
         headers: &[Header],
         body: &[u8],
     ) -> Result<PluginError, GatewayError> {
-        self.call(|b, s| b.llmgate_plugin_adapter().call_classify_error(s, status, headers, body))
+        self.call(|b, s| {
+            b.llmgate_plugin_adapter()
+                .call_classify_error(s, status, headers, body)
+        })
     }
 
     /// Ingress: client request -> canonical.
@@ -119,7 +140,12 @@ impl AdapterPlugin {
     }
 
     /// Starts decoding one upstream stream.
-    pub fn stream_decoder(&self, ctx: &CallContext, native: bool, note: &str) -> Result<DecoderSession, GatewayError> {
+    pub fn stream_decoder(
+        &self,
+        ctx: &CallContext,
+        native: bool,
+        note: &str,
+    ) -> Result<DecoderSession, GatewayError> {
         let mut lease = self.pool.lease()?;
         let handle = lease.call(|b, s| {
             b.llmgate_plugin_adapter()
@@ -127,7 +153,10 @@ impl AdapterPlugin {
                 .call_constructor(s, ctx, native, note)
         })?;
         Ok(DecoderSession {
-            session: Session { lease, handle: Some(handle) },
+            session: Session {
+                lease,
+                handle: Some(handle),
+            },
         })
     }
 
@@ -140,7 +169,10 @@ impl AdapterPlugin {
                 .call_constructor(s, client_model)
         })?;
         Ok(EncoderSession {
-            session: Session { lease, handle: Some(handle) },
+            session: Session {
+                lease,
+                handle: Some(handle),
+            },
         })
     }
 }
@@ -154,7 +186,11 @@ struct Session {
 impl Session {
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&Provider, &mut wasmtime::Store<super::PluginState>, ResourceAny) -> wasmtime::Result<R>,
+        f: impl FnOnce(
+            &Provider,
+            &mut wasmtime::Store<super::PluginState>,
+            ResourceAny,
+        ) -> wasmtime::Result<R>,
     ) -> Result<R, GatewayError> {
         let handle = self.handle.expect("a session's resource lives until drop");
         self.lease.call(|b, s| f(b, s, handle))
@@ -187,8 +223,11 @@ impl DecoderSession {
 
     /// The upstream closed the stream.
     pub fn finish(&mut self) -> Answer<Decoded> {
-        self.session
-            .call(|b, s, h| b.llmgate_plugin_adapter().stream_decoder().call_finish(s, h))
+        self.session.call(|b, s, h| {
+            b.llmgate_plugin_adapter()
+                .stream_decoder()
+                .call_finish(s, h)
+        })
     }
 }
 
@@ -209,13 +248,19 @@ impl EncoderSession {
 
     /// The stream ended normally.
     pub fn finish(&mut self) -> Result<Vec<SseEvent>, GatewayError> {
-        self.session
-            .call(|b, s, h| b.llmgate_plugin_adapter().stream_encoder().call_finish(s, h))
+        self.session.call(|b, s, h| {
+            b.llmgate_plugin_adapter()
+                .stream_encoder()
+                .call_finish(s, h)
+        })
     }
 
     /// The stream failed after it started.
     pub fn fail(&mut self, err: &PluginError) -> Result<Vec<SseEvent>, GatewayError> {
-        self.session
-            .call(|b, s, h| b.llmgate_plugin_adapter().stream_encoder().call_fail(s, h, err))
+        self.session.call(|b, s, h| {
+            b.llmgate_plugin_adapter()
+                .stream_encoder()
+                .call_fail(s, h, err)
+        })
     }
 }

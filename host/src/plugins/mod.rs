@@ -45,13 +45,13 @@ pub mod bindings {
     }
 }
 
+pub use bindings::balancer::exports::llmgate::plugin::policy::{Candidate, PickContext};
 pub use bindings::provider::exports::llmgate::plugin::adapter::{
     AuthPlacement, CallContext, Decoded, ParsedResponse, UpstreamRequest,
 };
 pub use bindings::provider::llmgate::plugin::types::{
     ErrorKind, Header, PluginError, SseEvent, Usage,
 };
-pub use bindings::balancer::exports::llmgate::plugin::policy::{Candidate, PickContext};
 
 use bindings::provider::llmgate::plugin::host_log;
 
@@ -286,6 +286,25 @@ impl host_log::Host for PluginState {
     }
 }
 
+impl ErrorKind {
+    /// The kind's name in logs, metrics and config rules.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::BadRequest => "bad_request",
+            ErrorKind::Auth => "auth",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::ContextLength => "context_length",
+            ErrorKind::ContentFilter => "content_filter",
+            ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::QuotaExhausted => "quota_exhausted",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Upstream => "upstream",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
 
 impl PluginError {
     /// An `upstream` error raised by the host itself (no status, no code).

@@ -49,7 +49,11 @@ impl PolicyPlugin {
     }
 
     /// Orders the candidates; the host tries them in that order.
-    pub fn pick(&self, ctx: &PickContext, candidates: &[Candidate]) -> Result<Vec<u32>, GatewayError> {
+    pub fn pick(
+        &self,
+        ctx: &PickContext,
+        candidates: &[Candidate],
+    ) -> Result<Vec<u32>, GatewayError> {
         self.pool
             .lease()?
             .call(|b, s| b.llmgate_plugin_policy().call_pick(s, ctx, candidates))

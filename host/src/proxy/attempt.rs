@@ -166,16 +166,33 @@ async fn send(
         builder = builder.timeout(provider.timeout);
     }
     tracing::debug!(request_id = %call.id, provider = %provider.name, "sending upstream");
-    let response = builder.send().await.map_err(|e| {
+    // Streams have no total timeout, but the wait for the response head is
+    // bounded like any silence inside the stream.
+    let wait = if ctx.stream {
+        provider.stream_idle_timeout
+    } else {
+        provider.timeout
+    };
+    let unreachable = |message: String, timeout: bool| {
         (
             None,
             GatewayError::Unreachable {
                 provider: provider.name.clone(),
-                message: transport_message(&e),
-                timeout: e.is_timeout(),
+                message,
+                timeout,
             },
         )
-    })?;
+    };
+    let response = match tokio::time::timeout(wait, builder.send()).await {
+        Err(_) => {
+            return Err(unreachable(
+                format!("no response within {} ms", wait.as_millis()),
+                true,
+            ));
+        }
+        Ok(Err(e)) => return Err(unreachable(transport_message(&e), e.is_timeout())),
+        Ok(Ok(response)) => response,
+    };
     let status = response.status();
     if status.is_success() {
         return Ok(Upstream {
@@ -193,7 +210,9 @@ async fn send(
             })
         })
         .collect();
-    let body = read_capped(response, MAX_ERROR_BODY).await.unwrap_or_default();
+    let body = read_capped(response, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
     let error = provider
         .adapter
         .classify_error(status.as_u16(), &headers, &body)
@@ -209,11 +228,14 @@ async fn read_whole(
     response: reqwest::Response,
 ) -> Result<(Bytes, Option<crate::plugins::Usage>), GatewayError> {
     let provider = &target.route.provider;
-    let body = response.bytes().await.map_err(|e| GatewayError::Unreachable {
-        provider: provider.name.clone(),
-        message: transport_message(&e),
-        timeout: e.is_timeout(),
-    })?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| GatewayError::Unreachable {
+            provider: provider.name.clone(),
+            message: transport_message(&e),
+            timeout: e.is_timeout(),
+        })?;
     let upstream_error = |error| GatewayError::Upstream {
         provider: provider.name.clone(),
         error,

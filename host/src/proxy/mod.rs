@@ -206,7 +206,10 @@ pub fn error_response(ingress: &AdapterPlugin, err: &GatewayError) -> Response<R
         .status(status)
         .header("content-type", "application/json");
     if let Some(ms) = plugin_error.retry_after_ms
-        && matches!(status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+        && matches!(
+            status,
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+        )
     {
         response = response.header("retry-after", ms.div_ceil(1000).to_string());
     }
@@ -221,7 +224,8 @@ mod tests {
 
     #[test]
     fn summary_reads_only_routing_fields() {
-        let s = summarize(br#"{"messages":[{"content":"x"}],"model":"smart","stream":true}"#).unwrap();
+        let s =
+            summarize(br#"{"messages":[{"content":"x"}],"model":"smart","stream":true}"#).unwrap();
         assert_eq!(s.model.as_deref(), Some("smart"));
         assert_eq!(s.stream, Some(true));
         let s = summarize(br#"{"model":"a\"b"}"#).unwrap();

@@ -121,7 +121,7 @@ impl RequestRecord {
             provider = last.map(|a| a.provider.as_str()).unwrap_or(""),
             upstream_model = last.map(|a| a.model.as_str()).unwrap_or(""),
             status = self.status,
-            error_kind = self.error_kind.map(|k| format!("{k:?}")).unwrap_or_default(),
+            error_kind = self.error_kind.map(|k| k.as_str()).unwrap_or(""),
             attempts = self.attempts.len(),
             stream = self.stream,
             latency_ms = self.elapsed().as_secs_f64() * 1000.0,

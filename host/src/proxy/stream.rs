@@ -24,7 +24,8 @@ use crate::balance::{BackendStats, InFlight};
 use crate::config::{Provider, Route};
 use crate::error::GatewayError;
 use crate::plugins::{
-    AdapterPlugin, CallContext, Decoded, DecoderSession, EncoderSession, PluginError, SseEvent, Usage,
+    AdapterPlugin, CallContext, Decoded, DecoderSession, EncoderSession, PluginError, SseEvent,
+    Usage,
 };
 use crate::server::ResponseBody;
 use crate::sse::{SseFramer, encode_events};
@@ -85,7 +86,9 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
             Step::End => {
                 break Err(GatewayError::Upstream {
                     provider: pump.provider.name.clone(),
-                    error: PluginError::upstream("the upstream closed the stream before sending anything"),
+                    error: PluginError::upstream(
+                        "the upstream closed the stream before sending anything",
+                    ),
                 })?;
             }
             Step::Failed(err) => {
@@ -213,7 +216,10 @@ impl Pump {
     }
 
     fn decode(&mut self, events: &[SseEvent]) -> Result<Bytes, GatewayError> {
-        let decoded = self.decoder.push(events)?.map_err(|e| self.upstream_error(e))?;
+        let decoded = self
+            .decoder
+            .push(events)?
+            .map_err(|e| self.upstream_error(e))?;
         self.encode(decoded)
     }
 

@@ -29,7 +29,9 @@ impl Adapter for OpenAi {
     }
 
     fn validate_options(options: String) -> Result<(), String> {
-        openai::Options::parse(&options).map(|_| ()).map_err(|e| e.message)
+        openai::Options::parse(&options)
+            .map(|_| ())
+            .map_err(|e| e.message)
     }
 
     fn build_request(

@@ -153,7 +153,8 @@ fn skip_value(body: &[u8], pos: usize) -> Result<usize, NotAnObject> {
         }
         Some(_) => {
             let mut i = pos;
-            while i < body.len() && !matches!(body[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
+            while i < body.len()
+                && !matches!(body[i], b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r')
             {
                 i += 1;
             }

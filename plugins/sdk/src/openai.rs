@@ -48,8 +48,8 @@ impl Options {
 pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, PluginError> {
     let options = Options::parse(&ctx.options)?;
     let bad = |e: json::NotAnObject| PluginError::bad_request(format!("request body: {e}"));
-    let mut out = json::set_member(body, "model", &json::string_value(&ctx.upstream_model))
-        .map_err(bad)?;
+    let mut out =
+        json::set_member(body, "model", &json::string_value(&ctx.upstream_model)).map_err(bad)?;
     let mut stream_note = String::new();
     if ctx.stream && options.stream_usage {
         let members = json::members(&out).map_err(bad)?;
@@ -121,7 +121,9 @@ struct ErrorObject {
 /// Classifies a failed upstream answer from its status, headers and the
 /// OpenAI error object in its body (`insufficient_quota`, `context_length_exceeded`, ...).
 pub fn classify_error(status: u16, headers: &[Header], body: &[u8]) -> PluginError {
-    let parsed = serde_json::from_slice::<ErrorEnvelope>(body).ok().map(|e| e.error);
+    let parsed = serde_json::from_slice::<ErrorEnvelope>(body)
+        .ok()
+        .map(|e| e.error);
     let code = parsed.as_ref().and_then(|e| match &e.code {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
@@ -324,7 +326,8 @@ mod tests {
 
     #[test]
     fn non_stream_request_changes_only_the_model() {
-        let body = br#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"temperature":0.20}"#;
+        let body =
+            br#"{"model":"smart","messages":[{"role":"user","content":"hi"}],"temperature":0.20}"#;
         let req = build_request(&ctx(false), body).unwrap();
         assert_eq!(
             std::str::from_utf8(&req.body).unwrap(),
@@ -360,7 +363,10 @@ mod tests {
         let req = build_request(&c, br#"{"model":"m","stream":true}"#).unwrap();
         assert_eq!(req.body, br#"{"model":"gpt-4o-mini","stream":true}"#);
         c.options = r#"{"stream_usag":false}"#.into();
-        assert_eq!(build_request(&c, b"{}").unwrap_err().kind, ErrorKind::Internal);
+        assert_eq!(
+            build_request(&c, b"{}").unwrap_err().kind,
+            ErrorKind::Internal
+        );
     }
 
     #[test]
@@ -387,7 +393,10 @@ mod tests {
         assert_eq!(e.message, "You exceeded your current quota");
 
         let ctx_len = br#"{"error":{"message":"too long","type":"invalid_request_error","code":"context_length_exceeded"}}"#;
-        assert_eq!(classify_error(400, &[], ctx_len).kind, ErrorKind::ContextLength);
+        assert_eq!(
+            classify_error(400, &[], ctx_len).kind,
+            ErrorKind::ContextLength
+        );
 
         let limited = classify_error(
             429,
@@ -410,7 +419,9 @@ mod tests {
         let role = data(r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}],"usage":null}"#);
         let usage = data(r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2}}"#);
         let mut d = Decoder::new(true, NOTE_USAGE_ADDED);
-        let out = d.push(vec![role.clone(), usage.clone(), data("[DONE]")]).unwrap();
+        let out = d
+            .push(vec![role.clone(), usage.clone(), data("[DONE]")])
+            .unwrap();
         assert_eq!(out.events, vec![role.clone(), data("[DONE]")]);
         assert_eq!(out.usage.unwrap().input_tokens, 5);
         assert!(out.done);
@@ -435,7 +446,9 @@ mod tests {
     fn decoder_reports_errors_and_truncation() {
         let mut d = Decoder::new(true, "");
         let err = d
-            .push(vec![data(r#"{"error":{"message":"boom","type":"server_error"}}"#)])
+            .push(vec![data(
+                r#"{"error":{"message":"boom","type":"server_error"}}"#,
+            )])
             .unwrap_err();
         assert_eq!(err.message, "boom");
         assert!(d.push(vec![data("not json")]).is_err());

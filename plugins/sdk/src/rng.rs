@@ -64,7 +64,10 @@ mod tests {
             assert_eq!(order[2], 2, "zero weight is always last");
         }
         let share = f64::from(firsts[1]) / 30_000.0;
-        assert!((share - 0.75).abs() < 0.02, "share of weight 3 of 4: {share}");
+        assert!(
+            (share - 0.75).abs() < 0.02,
+            "share of weight 3 of 4: {share}"
+        );
     }
 
     #[test]

@@ -54,7 +54,12 @@ mod tests {
         .unwrap();
         let u = Usage::from(u);
         assert_eq!(
-            (u.input_tokens, u.output_tokens, u.cached_input_tokens, u.reasoning_tokens),
+            (
+                u.input_tokens,
+                u.output_tokens,
+                u.cached_input_tokens,
+                u.reasoning_tokens
+            ),
             (10, 5, Some(4), Some(2))
         );
     }

@@ -63,7 +63,11 @@ mod tests {
         for seed in 0..200 {
             let order = Weighted::pick(
                 ctx(seed),
-                vec![candidate(0, 100, true), candidate(1, 1, false), candidate(2, 1, false)],
+                vec![
+                    candidate(0, 100, true),
+                    candidate(1, 1, false),
+                    candidate(2, 1, false),
+                ],
             );
             assert_eq!(order.len(), 3);
             assert_eq!(order[2], 0);
@@ -74,11 +78,17 @@ mod tests {
     fn weights_decide_the_share_of_first_picks() {
         let mut first = [0u32; 2];
         for seed in 0..10_000 {
-            let order = Weighted::pick(ctx(seed), vec![candidate(0, 1, false), candidate(1, 4, false)]);
+            let order = Weighted::pick(
+                ctx(seed),
+                vec![candidate(0, 1, false), candidate(1, 4, false)],
+            );
             first[order[0] as usize] += 1;
         }
         let share = f64::from(first[1]) / 10_000.0;
-        assert!((share - 0.8).abs() < 0.03, "weight 4 of 5 came first {share}");
+        assert!(
+            (share - 0.8).abs() < 0.03,
+            "weight 4 of 5 came first {share}"
+        );
     }
 
     #[test]

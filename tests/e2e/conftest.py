@@ -1,0 +1,154 @@
+"""Fixtures that start the real llmgate binary and mock upstreams on free
+loopback ports, and stop them afterwards.
+
+Binaries come from target/debug (scripts/test builds them first); set
+LLMGATE_BIN_DIR to test another build (e.g. target/release).
+"""
+
+import os
+import re
+import socket
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("LLMGATE_BIN_DIR", ROOT / "target" / "debug"))
+CLIENT_KEY = "sk-e2e-client"
+PROVIDER_KEY = "sk-e2e-provider"
+
+
+def _binary(name: str) -> Path:
+    path = BIN_DIR / name
+    if not path.exists():
+        pytest.exit(f"{path} is missing: run `cargo build --workspace --bins` first", 2)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mock:
+    """One mock-upstream process (OpenAI dialect)."""
+
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [str(_binary("mock-upstream")), "--listen", "127.0.0.1:0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        line = self.proc.stdout.readline()
+        match = re.search(r"listening on (http://\S+)", line)
+        if not match:
+            self.stop()
+            raise RuntimeError(f"mock-upstream did not start: {line!r}")
+        self.url = match.group(1)
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+class Gateway:
+    """One llmgate process serving a config written for the test."""
+
+    def __init__(self, config: str, tmp: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.config_path = tmp / "llmgate.toml"
+        self.config_path.write_text(config.replace("{listen}", f"127.0.0.1:{self.port}"))
+        self.log_path = tmp / "llmgate.log"
+        self.log = open(self.log_path, "w")
+        env = dict(os.environ, LLMGATE_E2E_CLIENT_KEY=CLIENT_KEY, RUST_LOG="info")
+        self.proc = subprocess.Popen(
+            [str(_binary("llmgate")), "serve", "--config", str(self.config_path)],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"llmgate exited early:\n{self.logs()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"llmgate did not become healthy:\n{self.logs()}")
+
+    def logs(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def mock():
+    m = Mock("--key", PROVIDER_KEY, "--chunks", "6")
+    yield m
+    m.stop()
+
+
+def gateway_config(mock_url: str, extra_providers: str = "", models: str = "", server_extra: str = "") -> str:
+    """A config with provider `mock` at `mock_url` and model `smart` on it."""
+    return textwrap.dedent(
+        f"""
+        [server]
+        listen = "{{listen}}"
+        api_keys = ["${{LLMGATE_E2E_CLIENT_KEY}}"]
+        {server_extra}
+
+        [[providers]]
+        name = "mock"
+        adapter = "openai"
+        base_url = "{mock_url}/v1"
+        keys = ["{PROVIDER_KEY}"]
+        timeout_ms = 2000
+        stream_idle_timeout_ms = 2000
+        {extra_providers}
+
+        [[models]]
+        name = "smart"
+        aliases = ["gpt-4o-mini"]
+        routes = [{{ provider = "mock", model = "mock-small" }}]
+        {models}
+        """
+    )
+
+
+@pytest.fixture
+def start_gateway(tmp_path):
+    started = []
+
+    def start(config: str) -> Gateway:
+        gw = Gateway(config, tmp_path)
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(mock, start_gateway):
+    return start_gateway(gateway_config(mock.url))
