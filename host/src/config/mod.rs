@@ -48,7 +48,7 @@ pub fn parse(
     let mut file: ConfigFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
-            .map(|span| format!("line {}", text[..span.start].lines().count().max(1)))
+            .map(|span| format!("line {}", text[..span.start].matches('\n').count() + 1))
             .unwrap_or_else(|| "config".into());
         ConfigError::new(at, e.message().to_string())
     })?;

@@ -31,6 +31,7 @@ pub mod bindings {
         wasmtime::component::bindgen!({
             path: "../wit",
             world: "provider",
+            additional_derives: [PartialEq],
         });
     }
     /// The `balancer` world.

@@ -1,0 +1,168 @@
+//! The built-in plugins through the real wasm boundary, and config
+//! validation against them.
+
+use std::sync::atomic::Ordering;
+
+use llmgate::balance::StatsTable;
+use llmgate::config::{self, Runtime};
+use llmgate::plugins::{
+    AuthPlacement, CallContext, Candidate, Limits, Origin, PickContext, PluginRegistry, SseEvent,
+    World,
+};
+
+fn registry() -> PluginRegistry {
+    PluginRegistry::load_builtin(Limits::default()).expect("built-in plugins load")
+}
+
+fn ctx(stream: bool) -> CallContext {
+    CallContext {
+        upstream_model: "gpt-4o-mini".into(),
+        stream,
+        options: "{}".into(),
+    }
+}
+
+#[test]
+fn built_in_plugins_load_with_their_worlds() {
+    let r = registry();
+    let listed: Vec<(&str, World, &Origin)> = r
+        .infos()
+        .iter()
+        .map(|i| (i.name.as_str(), i.world, &i.origin))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("openai", World::Provider, &Origin::BuiltIn),
+            ("weighted", World::Balancer, &Origin::BuiltIn)
+        ]
+    );
+    assert_eq!(r.adapter("openai").unwrap().dialect(), "openai");
+}
+
+#[test]
+fn openai_adapter_builds_requests_inside_wasm() {
+    let r = registry();
+    let openai = r.adapter("openai").unwrap();
+    let req = openai
+        .build_request(&ctx(true), br#"{"model":"smart","stream":true}"#, true)
+        .unwrap()
+        .unwrap();
+    assert_eq!(req.path_and_query, "/chat/completions");
+    assert_eq!(req.auth, AuthPlacement::Bearer);
+    assert_eq!(
+        std::str::from_utf8(&req.body).unwrap(),
+        r#"{"stream_options":{"include_usage":true},"model":"gpt-4o-mini","stream":true}"#
+    );
+    let refused = openai.build_request(&ctx(false), b"[]", true).unwrap();
+    assert!(refused.is_err(), "a non-object body is the client's error");
+}
+
+#[test]
+fn stream_sessions_reuse_instances_and_free_their_resources() {
+    let r = registry();
+    let openai = r.adapter("openai").unwrap();
+    let before = openai.stats().calls.load(Ordering::Relaxed);
+    for _ in 0..200 {
+        let mut decoder = openai.stream_decoder(&ctx(true), true, "").unwrap();
+        let out = decoder
+            .push(&[SseEvent {
+                event: None,
+                data: "[DONE]".into(),
+            }])
+            .unwrap()
+            .unwrap();
+        assert!(out.done);
+        assert!(decoder.finish().unwrap().is_ok());
+    }
+    let calls = openai.stats().calls.load(Ordering::Relaxed) - before;
+    assert_eq!(calls, 600);
+    assert_eq!(openai.stats().traps.load(Ordering::Relaxed), 0);
+}
+
+#[test]
+fn weighted_policy_returns_every_candidate_once() {
+    let r = registry();
+    let weighted = r.policy("weighted").unwrap();
+    let candidates: Vec<Candidate> = (0..8)
+        .map(|i| Candidate {
+            index: i,
+            weight: i + 1,
+            priority: 1,
+            latency_ewma_us: 0,
+            ttft_ewma_us: 0,
+            error_rate: 0.0,
+            in_flight: 0,
+            cooling_down: false,
+        })
+        .collect();
+    for seed in 0..50 {
+        let ctx = PickContext {
+            route: "m".into(),
+            seed,
+            counter: seed,
+            options: "{}".into(),
+        };
+        let mut order = weighted.pick(&ctx, &candidates).unwrap();
+        order.sort();
+        assert_eq!(order, (0..8).collect::<Vec<u32>>());
+    }
+}
+
+fn compile_error(text: &str) -> String {
+    let file = config::parse(text, &|_| None).expect("parses");
+    match Runtime::compile(&file, &registry(), &StatsTable::default()) {
+        Ok(_) => panic!("config should not compile"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const PROVIDER: &str = r#"
+[[providers]]
+name = "p"
+adapter = "openai"
+base_url = "http://127.0.0.1:1/v1"
+"#;
+
+#[test]
+fn config_errors_name_the_entry() {
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"m\"\nroutes = [{{ provider = \"nope\", model = \"x\" }}]\n"
+        )),
+        "models[m].routes[0].provider: no provider named 'nope'"
+    );
+    assert_eq!(
+        compile_error(&PROVIDER.replace("adapter = \"openai\"", "adapter = \"acme\"")),
+        "providers[p].adapter: no adapter plugin named 'acme' (loaded: openai)"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"m\"\npolicy = \"fastest\"\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n"
+        )),
+        "models[m].policy: no policy plugin named 'fastest' (loaded: weighted)"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"m\"\npolicy_options = {{ speed = 1 }}\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n"
+        )),
+        "models[m].policy_options: weighted takes no options (got: speed)"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"m\"\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n\
+             [[models]]\nname = \"n\"\naliases = [\"m\"]\nroutes = [{{ provider = \"p\", model = \"y\" }}]\n"
+        )),
+        "models[n]: the name 'm' is already used by another model or alias"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\noptions = {{ stream_usage = \"yes\" }}\n"
+        )),
+        "providers[p].options: adapter options: invalid type: string \"yes\", expected a boolean at line 1 column 21"
+    );
+    assert_eq!(
+        compile_error(&PROVIDER.replace("http://127.0.0.1:1/v1", "ftp://x")),
+        "providers[p].base_url: must be an http or https URL"
+    );
+}
