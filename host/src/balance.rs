@@ -7,8 +7,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Milliseconds on a monotonic clock starting at the first call; cooldown
+/// deadlines are stored as these so they fit in an atomic.
+pub fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
 
 /// Weight of a new sample in the moving averages: 0.2 follows a change in a
 /// handful of requests while one slow outlier moves the average little.
@@ -24,6 +31,10 @@ pub struct BackendStats {
     error_rate_bits: AtomicU32,
     /// Attempts ever made.
     pub attempts: AtomicU64,
+    /// Failures since the last success; drives cooldown escalation.
+    consecutive_failures: AtomicU32,
+    /// `now_ms()` until which this backend is cooling down.
+    cooldown_until_ms: AtomicU64,
 }
 
 impl BackendStats {
@@ -55,12 +66,44 @@ impl BackendStats {
         f32::from_bits(self.error_rate_bits.load(Ordering::Relaxed))
     }
 
+    /// Whether the backend is cooling down now.
+    pub fn cooling_down(&self) -> bool {
+        self.cooldown_remaining().is_some()
+    }
+
+    /// Time left in the current cooldown, if any.
+    pub fn cooldown_remaining(&self) -> Option<Duration> {
+        let until = self.cooldown_until_ms.load(Ordering::Relaxed);
+        let now = now_ms();
+        (until > now).then(|| Duration::from_millis(until - now))
+    }
+
+    /// Starts (or extends) a cooldown of `duration`.
+    pub fn cool_down(&self, duration: Duration) {
+        let until = now_ms() + duration.as_millis() as u64;
+        self.cooldown_until_ms.fetch_max(until, Ordering::Relaxed);
+    }
+
+    /// A cooldown that doubles with each consecutive failure: `base`, 2×,
+    /// 4×, ... up to `max`. One blip costs little; a dead backend stops
+    /// being probed by every request.
+    pub fn escalating_cooldown(&self, base: Duration, max: Duration) -> Duration {
+        let failures = self.consecutive_failures.load(Ordering::Relaxed).max(1);
+        let factor = 1u32 << (failures - 1).min(16);
+        base.saturating_mul(factor).min(max)
+    }
+
     /// Records an attempt's outcome. Races between concurrent updates may
     /// lose a sample; an average does not need every one.
     pub fn record(&self, ok: bool, latency: Duration, ttft: Option<Duration>) {
         let rate = ewma(f64::from(self.error_rate()), if ok { 0.0 } else { 1.0 });
         self.error_rate_bits
             .store((rate as f32).to_bits(), Ordering::Relaxed);
+        if ok {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        } else {
+            self.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+        }
         if ok {
             update_us(&self.latency_ewma_us, latency);
             if let Some(ttft) = ttft {
@@ -112,29 +155,65 @@ impl StatsTable {
     }
 }
 
-/// A provider's keys, handed out in rotation.
+/// A provider's keys, handed out in rotation, each with its own cooldown.
 #[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<String>,
+    cooldown_until_ms: Vec<AtomicU64>,
     next: AtomicUsize,
+}
+
+/// Which key an attempt uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyChoice<'a> {
+    /// Key number `index`.
+    Key(usize, &'a str),
+    /// The provider takes no key.
+    NoKey,
+    /// Every key is cooling down; the provider is skipped.
+    AllCooling,
 }
 
 impl KeyRing {
     /// A ring over `keys` (may be empty for servers without auth).
     pub fn new(keys: Vec<String>) -> Self {
         KeyRing {
+            cooldown_until_ms: keys.iter().map(|_| AtomicU64::new(0)).collect(),
             keys,
             next: AtomicUsize::new(0),
         }
     }
 
-    /// The next key in rotation, or none when the provider has no keys.
-    pub fn take(&self) -> Option<&str> {
+    /// The next key in rotation that is not cooling down and not in `tried`.
+    pub fn take(&self, tried: &[usize]) -> KeyChoice<'_> {
         if self.keys.is_empty() {
-            return None;
+            return KeyChoice::NoKey;
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.keys.len();
-        Some(&self.keys[i])
+        let now = now_ms();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..self.keys.len())
+            .map(|offset| (start + offset) % self.keys.len())
+            .find(|&i| {
+                !tried.contains(&i) && self.cooldown_until_ms[i].load(Ordering::Relaxed) <= now
+            })
+            .map_or(KeyChoice::AllCooling, |i| KeyChoice::Key(i, &self.keys[i]))
+    }
+
+    /// Whether every key is cooling down (a keyless provider never is).
+    pub fn all_cooling(&self) -> bool {
+        let now = now_ms();
+        !self.keys.is_empty()
+            && self
+                .cooldown_until_ms
+                .iter()
+                .all(|until| until.load(Ordering::Relaxed) > now)
+    }
+
+    /// Takes key `index` out of rotation for `duration`.
+    pub fn cool_down(&self, index: usize, duration: Duration) {
+        if let Some(until) = self.cooldown_until_ms.get(index) {
+            until.fetch_max(now_ms() + duration.as_millis() as u64, Ordering::Relaxed);
+        }
     }
 
     /// How many keys there are.
@@ -186,10 +265,57 @@ mod tests {
     }
 
     #[test]
-    fn keys_rotate() {
+    fn keys_rotate_and_cool_down_one_by_one() {
         let ring = KeyRing::new(vec!["a".into(), "b".into()]);
-        let taken: Vec<_> = (0..4).map(|_| ring.take().unwrap()).collect();
-        assert_eq!(taken, ["a", "b", "a", "b"]);
-        assert_eq!(KeyRing::new(vec![]).take(), None);
+        let taken: Vec<_> = (0..4).map(|_| ring.take(&[])).collect();
+        assert_eq!(
+            taken,
+            [
+                KeyChoice::Key(0, "a"),
+                KeyChoice::Key(1, "b"),
+                KeyChoice::Key(0, "a"),
+                KeyChoice::Key(1, "b")
+            ]
+        );
+        ring.cool_down(0, Duration::from_secs(60));
+        assert!((0..4).all(|_| ring.take(&[]) == KeyChoice::Key(1, "b")));
+        assert_eq!(
+            ring.take(&[1]),
+            KeyChoice::AllCooling,
+            "b was tried, a is cooling"
+        );
+        assert!(!ring.all_cooling());
+        ring.cool_down(1, Duration::from_secs(60));
+        assert!(ring.all_cooling());
+        assert_eq!(ring.take(&[]), KeyChoice::AllCooling);
+        assert_eq!(KeyRing::new(vec![]).take(&[]), KeyChoice::NoKey);
+    }
+
+    #[test]
+    fn key_cooldowns_expire() {
+        let ring = KeyRing::new(vec!["a".into()]);
+        ring.cool_down(0, Duration::from_millis(30));
+        assert_eq!(ring.take(&[]), KeyChoice::AllCooling);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(ring.take(&[]), KeyChoice::Key(0, "a"));
+    }
+
+    #[test]
+    fn backend_cooldowns_escalate_and_reset() {
+        let stats = BackendStats::default();
+        let (base, max) = (Duration::from_secs(5), Duration::from_secs(60));
+        stats.record(false, Duration::ZERO, None);
+        assert_eq!(stats.escalating_cooldown(base, max), base);
+        stats.record(false, Duration::ZERO, None);
+        stats.record(false, Duration::ZERO, None);
+        assert_eq!(stats.escalating_cooldown(base, max), base * 4);
+        for _ in 0..10 {
+            stats.record(false, Duration::ZERO, None);
+        }
+        assert_eq!(stats.escalating_cooldown(base, max), max);
+        stats.record(true, Duration::ZERO, None);
+        assert_eq!(stats.escalating_cooldown(base, max), base);
+        stats.cool_down(Duration::from_secs(1));
+        assert!(stats.cooling_down());
     }
 }

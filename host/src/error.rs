@@ -49,6 +49,12 @@ pub enum GatewayError {
         /// The classified error.
         error: PluginError,
     },
+    /// Every backend of the model (and its fallbacks) is cooling down.
+    #[error("every backend for model '{model}' is cooling down after failures; retry later")]
+    AllCooling {
+        /// The alias the client asked for.
+        model: String,
+    },
     /// A plugin trapped, ran out of time or memory, or could not be instantiated.
     #[error("plugin '{plugin}' failed: {message}")]
     Plugin {
@@ -70,17 +76,18 @@ impl GatewayError {
             GatewayError::Unreachable { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Upstream { error, .. } => status_for_upstream(error),
+            GatewayError::AllCooling { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Plugin { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
-    /// Whether trying another backend could help. A client's own mistake
-    /// never goes to a second backend.
-    pub fn may_fail_over(&self) -> bool {
+    /// A short label for logs and the attempt trail: the error kind, or
+    /// `unreachable` / `plugin` for failures that never got an upstream answer.
+    pub fn label(&self) -> &'static str {
         match self {
-            GatewayError::Unreachable { .. } | GatewayError::Plugin { .. } => true,
-            GatewayError::Upstream { error, .. } => !is_client_fault(error.kind),
-            _ => false,
+            GatewayError::Unreachable { timeout: false, .. } => "unreachable",
+            GatewayError::Plugin { .. } => "plugin",
+            other => other.to_plugin_error().kind.as_str(),
         }
     }
 
@@ -95,6 +102,7 @@ impl GatewayError {
             GatewayError::Unreachable { timeout: true, .. } => ErrorKind::Timeout,
             GatewayError::Unreachable { .. } => ErrorKind::Upstream,
             GatewayError::Upstream { error, .. } => error.kind,
+            GatewayError::AllCooling { .. } => ErrorKind::Overloaded,
             GatewayError::Plugin { .. } => ErrorKind::Internal,
         };
         let code = match self {
@@ -116,14 +124,6 @@ impl GatewayError {
             message: self.to_string(),
         }
     }
-}
-
-/// Kinds that are the client's fault: the same request would fail anywhere.
-pub fn is_client_fault(kind: ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::BadRequest | ErrorKind::ContextLength | ErrorKind::ContentFilter
-    )
 }
 
 /// The status a client sees for an upstream failure. Client faults keep the
@@ -166,17 +166,15 @@ mod tests {
     }
 
     #[test]
-    fn client_faults_keep_their_status_and_stay_put() {
+    fn client_faults_keep_their_status() {
         let e = upstream(ErrorKind::BadRequest, 422);
         assert_eq!(e.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(!e.may_fail_over());
     }
 
     #[test]
-    fn provider_faults_fail_over() {
+    fn provider_faults_are_gateway_errors() {
         let e = upstream(ErrorKind::QuotaExhausted, 429);
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
-        assert!(e.may_fail_over());
         assert_eq!(
             upstream(ErrorKind::RateLimited, 429).status(),
             StatusCode::TOO_MANY_REQUESTS

@@ -123,6 +123,7 @@ async fn handle(
                         ingress: openai,
                         body,
                         started,
+                        route_headers: runtime.route_headers,
                     };
                     proxy::chat(runtime, call).await
                 }

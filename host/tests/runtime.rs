@@ -10,8 +10,12 @@ use llmgate::plugins::{
     World,
 };
 
-fn registry() -> PluginRegistry {
-    PluginRegistry::load_builtin(Limits::default()).expect("built-in plugins load")
+/// Compiling the components takes a while; the tests share one registry.
+fn registry() -> &'static PluginRegistry {
+    static REGISTRY: std::sync::OnceLock<PluginRegistry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(|| {
+        PluginRegistry::load_builtin(Limits::default()).expect("built-in plugins load")
+    })
 }
 
 fn ctx(stream: bool) -> CallContext {
@@ -33,8 +37,11 @@ fn built_in_plugins_load_with_their_worlds() {
     assert_eq!(
         listed,
         [
+            ("least-latency", World::Balancer, &Origin::BuiltIn),
             ("openai", World::Provider, &Origin::BuiltIn),
-            ("weighted", World::Balancer, &Origin::BuiltIn)
+            ("priority", World::Balancer, &Origin::BuiltIn),
+            ("round-robin", World::Balancer, &Origin::BuiltIn),
+            ("weighted", World::Balancer, &Origin::BuiltIn),
         ]
     );
     assert_eq!(r.adapter("openai").unwrap().dialect(), "openai");
@@ -111,7 +118,7 @@ fn weighted_policy_returns_every_candidate_once() {
 
 fn compile_error(text: &str) -> String {
     let file = config::parse(text, &|_| None).expect("parses");
-    match Runtime::compile(&file, &registry(), &StatsTable::default()) {
+    match Runtime::compile(&file, registry(), &StatsTable::default()) {
         Ok(_) => panic!("config should not compile"),
         Err(e) => e.to_string(),
     }
@@ -140,7 +147,7 @@ fn config_errors_name_the_entry() {
         compile_error(&format!(
             "{PROVIDER}\n[[models]]\nname = \"m\"\npolicy = \"fastest\"\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n"
         )),
-        "models[m].policy: no policy plugin named 'fastest' (loaded: weighted)"
+        "models[m].policy: no policy plugin named 'fastest' (loaded: least-latency, priority, round-robin, weighted)"
     );
     assert_eq!(
         compile_error(&format!(
@@ -165,4 +172,48 @@ fn config_errors_name_the_entry() {
         compile_error(&PROVIDER.replace("http://127.0.0.1:1/v1", "ftp://x")),
         "providers[p].base_url: must be an http or https URL"
     );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"a\"\nfallback = [\"b\"]\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n\
+             [[models]]\nname = \"b\"\nfallback = [\"a\"]\nroutes = [{{ provider = \"p\", model = \"y\" }}]\n"
+        )),
+        "models[a].fallback: fallbacks form a cycle: a -> b -> a"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[models]]\nname = \"a\"\nfallback = [\"zz\"]\nroutes = [{{ provider = \"p\", model = \"x\" }}]\n"
+        )),
+        "models[a].fallback[0]: no model or alias named 'zz'"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[error_rules]]\nstatus = \"6xx\"\nkind = \"auth\"\n"
+        )),
+        "error_rules[0].status: '6xx' is not a status class like 5xx"
+    );
+    assert_eq!(
+        compile_error(&format!(
+            "{PROVIDER}\n[[error_rules]]\nbody_contains = \"billing\"\nkind = \"broke\"\n"
+        )),
+        "error_rules[0].kind: 'broke' is not an error kind"
+    );
+}
+
+#[test]
+fn fallback_chains_are_depth_first_without_repeats() {
+    let text = format!(
+        "{PROVIDER}\n\
+         [[models]]\nname = \"a\"\nfallback = [\"b\", \"c\"]\nroutes = [{{ provider = \"p\", model = \"1\" }}]\n\
+         [[models]]\nname = \"b\"\nfallback = [\"d\"]\nroutes = [{{ provider = \"p\", model = \"2\" }}]\n\
+         [[models]]\nname = \"c\"\nfallback = [\"d\"]\nroutes = [{{ provider = \"p\", model = \"3\" }}]\n\
+         [[models]]\nname = \"d\"\nroutes = [{{ provider = \"p\", model = \"4\" }}]\n"
+    );
+    let file = config::parse(&text, &|_| None).unwrap();
+    let runtime = Runtime::compile(&file, registry(), &StatsTable::default()).unwrap();
+    let chain: Vec<String> = runtime
+        .fallback_chain(runtime.model("a").unwrap())
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    assert_eq!(chain, ["a", "b", "d", "c"]);
 }

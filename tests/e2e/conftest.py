@@ -108,6 +108,26 @@ def mock():
     m.stop()
 
 
+def provider(name: str, url: str, keys=(PROVIDER_KEY,), timeout_ms: int = 2000, idle_ms: int = 2000) -> str:
+    """A [[providers]] block for the openai adapter at `url`."""
+    key_list = ", ".join(f'"{k}"' for k in keys)
+    return textwrap.dedent(
+        f"""
+        [[providers]]
+        name = "{name}"
+        adapter = "openai"
+        base_url = "{url}/v1"
+        keys = [{key_list}]
+        timeout_ms = {timeout_ms}
+        stream_idle_timeout_ms = {idle_ms}
+        """
+    )
+
+
+def mock_stats(mock) -> dict:
+    return httpx.get(f"{mock.url}/mock/stats").json()
+
+
 def gateway_config(mock_url: str, extra_providers: str = "", models: str = "", server_extra: str = "") -> str:
     """A config with provider `mock` at `mock_url` and model `smart` on it."""
     return textwrap.dedent(

@@ -142,12 +142,15 @@ def models_with(*routes: str, name: str = "flaky") -> str:
 
 
 def test_fails_over_past_a_broken_backend(mock, start_gateway):
+    from conftest import provider
+
     models = models_with(
-        '{ provider = "mock", model = "mock-fail-500" }',
-        '{ provider = "mock", model = "mock-fail-quota" }',
+        '{ provider = "down", model = "mock-fail-500" }',
+        '{ provider = "broke", model = "mock-fail-quota" }',
         '{ provider = "mock", model = "mock-small" }',
     )
-    gw = start_gateway(gateway_config(mock.url, models=models))
+    extra = provider("down", mock.url) + provider("broke", mock.url)
+    gw = start_gateway(gateway_config(mock.url, extra_providers=extra, models=models))
     c = client(gw)
     for _ in range(12):  # the weighted policy shuffles; every order must end well
         r = c.chat.completions.create(model="flaky", messages=[{"role": "user", "content": "ping"}])

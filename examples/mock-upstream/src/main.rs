@@ -15,10 +15,15 @@
 //! | `fail-429`       | 429 `rate_limit_exceeded`, `retry-after: 1`             |
 //! | `fail-quota`     | 429 `insufficient_quota`                                |
 //! | `fail-400`       | 400 `invalid_request_error`                             |
+//! | `fail-529`       | 529 `overloaded_error` (as Anthropic sends it)          |
+//! | `stall-midstream`| streams one delta, then goes silent                     |
 //! | `stall`          | accepts, then never answers                             |
 //! | `garbage`        | streams one delta, then a line that is not JSON         |
 //! | `midstream-error`| streams one delta, then an `error` object               |
 //! | `cut`            | streams one delta, then closes without `[DONE]`         |
+//!
+//! `GET /mock/stats` returns how many chat requests each model name and each
+//! presented key received, so tests can see which backends were tried.
 //!
 //! Shapes follow OpenAI's API reference: `chat.completion` and
 //! `chat.completion.chunk` objects, `usage` with token details, a final
@@ -41,11 +46,19 @@ use tokio::net::TcpListener;
 
 type Body = BoxBody<Bytes, Infallible>;
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct Settings {
     chunks: usize,
     delay: Duration,
     key: Option<String>,
+    /// Chat requests seen, by model and by presented key.
+    seen: std::sync::Mutex<Seen>,
+}
+
+#[derive(Debug, Default)]
+struct Seen {
+    models: std::collections::BTreeMap<String, u64>,
+    keys: std::collections::BTreeMap<String, u64>,
 }
 
 fn main() {
@@ -54,6 +67,7 @@ fn main() {
         chunks: 8,
         delay: Duration::ZERO,
         key: None,
+        seen: Default::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -124,13 +138,30 @@ async fn handle(
     settings: Arc<Settings>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if req.uri().path() == "/mock/stats" {
+        let seen = settings.seen.lock().unwrap();
+        return Ok(json_response(
+            200,
+            &json!({"models": seen.models, "keys": seen.keys}),
+        ));
+    }
+    if req.uri().path() == "/v1/chat/completions" {
+        *settings
+            .seen
+            .lock()
+            .unwrap()
+            .keys
+            .entry(presented.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
     if let Some(key) = &settings.key {
-        let presented = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(key.as_str()) {
+        if presented.as_deref() != Some(key.as_str()) {
             return Ok(error(
                 401,
                 "invalid_request_error",
@@ -179,6 +210,13 @@ async fn handle(
 
 async fn chat(settings: &Settings, request: &Value) -> Response<Body> {
     let model = request["model"].as_str().unwrap_or("mock").to_string();
+    *settings
+        .seen
+        .lock()
+        .unwrap()
+        .models
+        .entry(model.clone())
+        .or_default() += 1;
     if model.contains("fail-500") {
         return error(
             500,
@@ -205,6 +243,12 @@ async fn chat(settings: &Settings, request: &Value) -> Response<Body> {
             "You exceeded your current quota, please check your plan and billing details.",
         );
     }
+    if model.contains("fail-529") {
+        return json_response(
+            529,
+            &json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}),
+        );
+    }
     if model.contains("fail-400") {
         return error(
             400,
@@ -213,7 +257,7 @@ async fn chat(settings: &Settings, request: &Value) -> Response<Body> {
             "Invalid value for 'messages'.",
         );
     }
-    if model.contains("stall") {
+    if model.contains("stall") && !model.contains("stall-midstream") {
         tokio::time::sleep(Duration::from_secs(3600)).await;
     }
     let prompt_tokens = count_prompt_tokens(request);
@@ -273,7 +317,7 @@ fn stream_events(
         json!({"role": "assistant", "content": "", "refusal": null}),
         Value::Null,
     )];
-    let broken = ["garbage", "midstream-error", "cut"]
+    let broken = ["garbage", "midstream-error", "cut", "stall-midstream"]
         .iter()
         .find(|b| model.contains(*b));
     for (i, piece) in pieces.iter().enumerate() {
@@ -286,6 +330,7 @@ fn stream_events(
                 "midstream-error" => events.push(
                     json!({"error": {"message": "The model crashed mid-stream.", "type": "server_error", "code": null}}).to_string(),
                 ),
+                "stall-midstream" => events.push(STALL.into()),
                 _ => {}
             }
             return events; // "cut" (and the others) stop here, without [DONE]
@@ -310,11 +355,17 @@ fn stream_events(
     events
 }
 
+/// In an event list: stop sending, but keep the connection open.
+const STALL: &str = "\u{0}stall";
+
 fn sse_response(events: Vec<String>, delay: Duration) -> Response<Body> {
     let stream = futures_util::stream::unfold(
         (events.into_iter(), true),
         move |(mut events, first)| async move {
             let data = events.next()?;
+            if data == STALL {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
             if !first && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
+use super::schema::{ErrorRuleConfig, RoutingConfig};
 use super::{ConfigError, ConfigFile};
 use crate::balance::{BackendStats, KeyRing, StatsTable};
-use crate::plugins::{AdapterPlugin, PluginRegistry, PolicyPlugin};
+use crate::plugins::{AdapterPlugin, ErrorKind, PluginRegistry, PolicyPlugin};
 
 /// The running configuration.
 pub struct Runtime {
@@ -20,6 +21,10 @@ pub struct Runtime {
     pub api_keys: Vec<String>,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Whether answers carry the route headers.
+    pub route_headers: bool,
+    /// Failover and cooldown settings.
+    pub routing: Routing,
     /// Providers, in config order.
     pub providers: Vec<Arc<Provider>>,
     /// Models, in config order.
@@ -47,6 +52,108 @@ pub struct Provider {
     pub options_json: String,
     /// Pooled HTTP client for this provider.
     pub http: reqwest::Client,
+    /// Operator rules reclassifying this provider's errors, in order.
+    pub error_rules: Vec<ErrorRule>,
+}
+
+/// Failover and cooldown settings, as durations.
+#[derive(Debug, Clone)]
+pub struct Routing {
+    /// Default attempts per alias.
+    pub max_attempts: u32,
+    /// Key cooldown after auth/forbidden errors.
+    pub auth_cooldown: Duration,
+    /// Key cooldown after quota errors without a retry time.
+    pub quota_cooldown: Duration,
+    /// Key cooldown after rate limits without a retry time.
+    pub rate_limit_cooldown: Duration,
+    /// First backend cooldown.
+    pub backend_cooldown: Duration,
+    /// Longest backend cooldown.
+    pub backend_cooldown_max: Duration,
+}
+
+impl From<&RoutingConfig> for Routing {
+    fn from(c: &RoutingConfig) -> Self {
+        Routing {
+            max_attempts: c.max_attempts,
+            auth_cooldown: Duration::from_millis(c.auth_cooldown_ms),
+            quota_cooldown: Duration::from_millis(c.quota_cooldown_ms),
+            rate_limit_cooldown: Duration::from_millis(c.rate_limit_cooldown_ms),
+            backend_cooldown: Duration::from_millis(c.backend_cooldown_ms),
+            backend_cooldown_max: Duration::from_millis(c.backend_cooldown_max_ms),
+        }
+    }
+}
+
+/// A compiled `[[error_rules]]` entry.
+#[derive(Debug, Clone)]
+pub struct ErrorRule {
+    status: StatusPattern,
+    body_contains: Option<String>,
+    /// The kind a matching answer gets.
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum StatusPattern {
+    Any,
+    Exact(u16),
+    Class(u16),
+}
+
+impl ErrorRule {
+    fn compile(rule: &ErrorRuleConfig, at: &str) -> Result<ErrorRule, ConfigError> {
+        let status = match rule.status.as_deref() {
+            None => StatusPattern::Any,
+            Some(s) if s.len() == 3 && s.ends_with("xx") => match s[..1].parse::<u16>() {
+                Ok(class @ 1..=5) => StatusPattern::Class(class),
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("{at}.status"),
+                        format!("'{s}' is not a status class like 5xx"),
+                    ));
+                }
+            },
+            Some(s) => match s.parse::<u16>() {
+                Ok(code @ 100..=599) => StatusPattern::Exact(code),
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("{at}.status"),
+                        format!("'{s}' is not an HTTP status"),
+                    ));
+                }
+            },
+        };
+        let kind = ErrorKind::parse(&rule.kind)
+            .filter(|k| *k != ErrorKind::Internal)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    format!("{at}.kind"),
+                    format!("'{}' is not an error kind", rule.kind),
+                )
+            })?;
+        Ok(ErrorRule {
+            status,
+            body_contains: rule.body_contains.as_ref().map(|s| s.to_lowercase()),
+            kind,
+        })
+    }
+
+    /// Whether an upstream answer with `status` and `body` matches.
+    pub fn matches(&self, status: u16, body: &[u8]) -> bool {
+        let status_ok = match self.status {
+            StatusPattern::Any => true,
+            StatusPattern::Exact(code) => status == code,
+            StatusPattern::Class(class) => status / 100 == class,
+        };
+        status_ok
+            && self.body_contains.as_ref().is_none_or(|needle| {
+                String::from_utf8_lossy(body)
+                    .to_lowercase()
+                    .contains(needle.as_str())
+            })
+    }
 }
 
 /// A model alias clients ask for.
@@ -61,6 +168,10 @@ pub struct Model {
     pub policy_options: String,
     /// Its backends.
     pub routes: Vec<Route>,
+    /// Aliases tried, in order, when every route failed.
+    pub fallback: Vec<String>,
+    /// Upstream requests allowed for this alias.
+    pub max_attempts: u32,
     /// Requests routed so far (round-robin policies read it).
     pub counter: AtomicU64,
 }
@@ -99,6 +210,26 @@ impl Runtime {
         }
         if file.server.max_body_bytes == 0 {
             return Err(ConfigError::new("server.max_body_bytes", "must be above 0"));
+        }
+
+        let mut rules: Vec<(Option<String>, ErrorRule)> = Vec::new();
+        for (i, rule) in file.error_rules.iter().enumerate() {
+            let at = format!("error_rules[{i}]");
+            if let Some(name) = &rule.provider
+                && !file.providers.iter().any(|p| &p.name == name)
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.provider"),
+                    format!("no provider named '{name}'"),
+                ));
+            }
+            rules.push((rule.provider.clone(), ErrorRule::compile(rule, &at)?));
+        }
+        if file.routing.max_attempts == 0 {
+            return Err(ConfigError::new(
+                "routing.max_attempts",
+                "must be at least 1",
+            ));
         }
 
         let mut providers: Vec<Arc<Provider>> = Vec::new();
@@ -172,6 +303,11 @@ impl Runtime {
                 stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
                 options_json,
                 http,
+                error_rules: rules
+                    .iter()
+                    .filter(|(only, _)| only.as_ref().is_none_or(|n| n == &p.name))
+                    .map(|(_, rule)| rule.clone())
+                    .collect(),
             }));
         }
 
@@ -243,6 +379,17 @@ impl Runtime {
                 policy: Arc::clone(policy),
                 policy_options,
                 routes,
+                fallback: m.fallback.clone(),
+                max_attempts: match m.max_attempts {
+                    Some(0) => {
+                        return Err(ConfigError::new(
+                            format!("{at}.max_attempts"),
+                            "must be at least 1",
+                        ));
+                    }
+                    Some(n) => n,
+                    None => file.routing.max_attempts,
+                },
                 counter: AtomicU64::new(0),
             });
             for name in std::iter::once(&m.name).chain(&m.aliases) {
@@ -255,7 +402,10 @@ impl Runtime {
             }
             models.push(model);
         }
+        check_fallbacks(&models, &by_name)?;
         Ok(Runtime {
+            route_headers: file.server.route_headers,
+            routing: Routing::from(&file.routing),
             listen,
             api_keys: file.server.api_keys.clone(),
             max_body_bytes: file.server.max_body_bytes,
@@ -271,6 +421,27 @@ impl Runtime {
         self.by_name.get(name)
     }
 
+    /// The aliases to try for `model`: itself, then its fallbacks and
+    /// theirs, depth first, each once.
+    pub fn fallback_chain(&self, model: &Arc<Model>) -> Vec<Arc<Model>> {
+        let mut chain = vec![Arc::clone(model)];
+        let mut i = 0;
+        while i < chain.len() {
+            let next: Vec<Arc<Model>> = chain[i]
+                .fallback
+                .iter()
+                .filter_map(|name| self.by_name.get(name))
+                .filter(|m| !chain.iter().any(|c| Arc::ptr_eq(c, m)))
+                .cloned()
+                .collect();
+            for (offset, m) in next.into_iter().enumerate() {
+                chain.insert(i + 1 + offset, m);
+            }
+            i += 1;
+        }
+        chain
+    }
+
     /// Whether `key` is one of the client keys (or auth is off).
     pub fn accepts_client_key(&self, key: Option<&str>) -> bool {
         if self.api_keys.is_empty() {
@@ -283,6 +454,46 @@ impl Runtime {
             found | constant_time_eq(k.as_bytes(), key.as_bytes())
         })
     }
+}
+
+/// Fallback names must exist, and following them must never lead back.
+fn check_fallbacks(
+    models: &[Arc<Model>],
+    by_name: &HashMap<String, Arc<Model>>,
+) -> Result<(), ConfigError> {
+    for model in models {
+        for (i, name) in model.fallback.iter().enumerate() {
+            if !by_name.contains_key(name) {
+                return Err(ConfigError::new(
+                    format!("models[{}].fallback[{i}]", model.name),
+                    format!("no model or alias named '{name}'"),
+                ));
+            }
+        }
+    }
+    fn visit(
+        model: &Arc<Model>,
+        by_name: &HashMap<String, Arc<Model>>,
+        path: &mut Vec<String>,
+    ) -> Result<(), ConfigError> {
+        if path.contains(&model.name) {
+            path.push(model.name.clone());
+            return Err(ConfigError::new(
+                format!("models[{}].fallback", path[0]),
+                format!("fallbacks form a cycle: {}", path.join(" -> ")),
+            ));
+        }
+        path.push(model.name.clone());
+        for name in &model.fallback {
+            visit(&by_name[name], by_name, path)?;
+        }
+        path.pop();
+        Ok(())
+    }
+    for model in models {
+        visit(model, by_name, &mut Vec::new())?;
+    }
+    Ok(())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

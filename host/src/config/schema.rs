@@ -13,6 +13,12 @@ pub struct ConfigFile {
     /// Limits for plugin calls.
     #[serde(default)]
     pub plugins: PluginsConfig,
+    /// Failover and cooldown settings.
+    #[serde(default)]
+    pub routing: RoutingConfig,
+    /// Operator rules that reclassify upstream errors.
+    #[serde(default)]
+    pub error_rules: Vec<ErrorRuleConfig>,
     /// Upstream providers.
     #[serde(default)]
     pub providers: Vec<ProviderConfig>,
@@ -35,6 +41,10 @@ pub struct ServerConfig {
     /// Largest request body accepted.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Add `x-llmgate-provider`, `x-llmgate-model` and `x-llmgate-attempts`
+    /// to answers. Off by default: they tell clients about your backends.
+    #[serde(default)]
+    pub route_headers: bool,
 }
 
 fn default_listen() -> String {
@@ -54,6 +64,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
             max_body_bytes: default_max_body_bytes(),
+            route_headers: false,
         }
     }
 }
@@ -85,6 +96,97 @@ impl Default for PluginsConfig {
             max_memory_mb: default_max_memory_mb(),
         }
     }
+}
+
+/// `[routing]`: how failures are handled.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingConfig {
+    /// Upstream requests per model alias before moving to its fallbacks.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// How long a key rejected as invalid (401/403) stays out of rotation.
+    #[serde(default = "default_auth_cooldown_ms")]
+    pub auth_cooldown_ms: u64,
+    /// How long a key out of quota or credit stays out of rotation, unless
+    /// the upstream says when to come back.
+    #[serde(default = "default_quota_cooldown_ms")]
+    pub quota_cooldown_ms: u64,
+    /// How long a rate-limited key rests when the upstream gives no `Retry-After`.
+    #[serde(default = "default_rate_limit_cooldown_ms")]
+    pub rate_limit_cooldown_ms: u64,
+    /// First cooldown of a failing backend (5xx, overloaded, unreachable,
+    /// timeout); doubles with each consecutive failure.
+    #[serde(default = "default_backend_cooldown_ms")]
+    pub backend_cooldown_ms: u64,
+    /// Longest backend cooldown.
+    #[serde(default = "default_backend_cooldown_max_ms")]
+    pub backend_cooldown_max_ms: u64,
+}
+
+fn default_max_attempts() -> u32 {
+    // Each attempt may take up to a provider's timeout; four covers a
+    // primary, its second key and two backups while bounding the wait.
+    4
+}
+
+fn default_auth_cooldown_ms() -> u64 {
+    // A revoked key stays revoked; retrying it every few minutes notices a fix.
+    300_000
+}
+
+fn default_quota_cooldown_ms() -> u64 {
+    // Quotas and credit come back on the scale of hours (billing cycles,
+    // daily limits), so probing more often only burns latency.
+    3_600_000
+}
+
+fn default_rate_limit_cooldown_ms() -> u64 {
+    // Per-minute limits are the common case; 10 s lets most windows slide.
+    10_000
+}
+
+fn default_backend_cooldown_ms() -> u64 {
+    // Short enough that one blip costs little, long enough that a burst of
+    // requests does not pile onto a backend that just failed.
+    5_000
+}
+
+fn default_backend_cooldown_max_ms() -> u64 {
+    120_000
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            max_attempts: default_max_attempts(),
+            auth_cooldown_ms: default_auth_cooldown_ms(),
+            quota_cooldown_ms: default_quota_cooldown_ms(),
+            rate_limit_cooldown_ms: default_rate_limit_cooldown_ms(),
+            backend_cooldown_ms: default_backend_cooldown_ms(),
+            backend_cooldown_max_ms: default_backend_cooldown_max_ms(),
+        }
+    }
+}
+
+/// One `[[error_rules]]` entry: upstream answers that match get `kind`,
+/// whatever the adapter said. Rules are checked in order; the first match wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorRuleConfig {
+    /// Only for this provider (default: all).
+    #[serde(default)]
+    pub provider: Option<String>,
+    /// HTTP status: exact (`"402"`) or a class (`"5xx"`). Default: any.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// A substring of the response body (case-insensitive). Default: any.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// The kind to assign: bad_request, auth, forbidden, not_found,
+    /// context_length, content_filter, rate_limited, quota_exhausted,
+    /// overloaded, timeout, upstream.
+    pub kind: String,
 }
 
 /// One `[[providers]]` entry.
@@ -147,6 +249,12 @@ pub struct ModelConfig {
     /// Policy options, passed to the plugin as JSON.
     #[serde(default)]
     pub policy_options: toml::Table,
+    /// Aliases to try, in order, when every route of this one failed.
+    #[serde(default)]
+    pub fallback: Vec<String>,
+    /// Overrides `routing.max_attempts` for this alias.
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
     /// Backends serving this model.
     pub routes: Vec<RouteConfig>,
 }

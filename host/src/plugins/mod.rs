@@ -288,6 +288,11 @@ impl host_log::Host for PluginState {
 }
 
 impl ErrorKind {
+    /// The kind named `name` (as in [`ErrorKind::as_str`]).
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        ALL_KINDS.iter().copied().find(|k| k.as_str() == name)
+    }
+
     /// The kind's name in logs, metrics and config rules.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -306,6 +311,21 @@ impl ErrorKind {
         }
     }
 }
+
+const ALL_KINDS: [ErrorKind; 12] = [
+    ErrorKind::BadRequest,
+    ErrorKind::Auth,
+    ErrorKind::Forbidden,
+    ErrorKind::NotFound,
+    ErrorKind::ContextLength,
+    ErrorKind::ContentFilter,
+    ErrorKind::RateLimited,
+    ErrorKind::QuotaExhausted,
+    ErrorKind::Overloaded,
+    ErrorKind::Timeout,
+    ErrorKind::Upstream,
+    ErrorKind::Internal,
+];
 
 impl PluginError {
     /// An `upstream` error raised by the host itself (no status, no code).

@@ -24,6 +24,8 @@ const MAX_ERROR_BODY: usize = 64 << 10;
 pub struct Target<'a> {
     /// The route being tried.
     pub route: &'a Route,
+    /// The provider key to use: (index in the ring, key).
+    pub key: Option<(usize, &'a str)>,
     /// Client and upstream speak the same dialect.
     pub native: bool,
     /// The client asked for a stream.
@@ -56,8 +58,9 @@ pub async fn run(
     record.attempts.push(AttemptRecord {
         provider: provider.name.clone(),
         model: route.upstream_model.clone(),
+        key_index: target.key.map(|(i, _)| i),
         status,
-        error: result.as_ref().err().map(ToString::to_string),
+        error: result.as_ref().err().map(|e| (e.label(), e.to_string())),
         duration: started.elapsed(),
     });
     let upstream = match result {
@@ -88,15 +91,45 @@ pub async fn run(
     let result = read_whole(call, &target, &ctx, upstream.response).await;
     route.stats.record(result.is_ok(), started.elapsed(), None);
     drop(in_flight);
-    let (body, usage) = result?;
+    let (body, usage) = match result {
+        Ok(ok) => ok,
+        Err(err) => {
+            if let Some(attempt) = record.attempts.last_mut() {
+                attempt.error = Some((err.label(), err.to_string()));
+            }
+            return Err(err);
+        }
+    };
     record.status = 200;
     record.usage = usage;
-    record.emit();
-    Ok(Response::builder()
+    let mut response = Response::builder()
         .status(200)
         .header("content-type", "application/json")
         .body(full_body(body))
-        .expect("static parts make a valid response"))
+        .expect("static parts make a valid response");
+    if call.route_headers {
+        add_route_headers(&mut response, record);
+    }
+    record.emit();
+    Ok(response)
+}
+
+/// The opt-in headers naming the backend that answered and the trail.
+pub fn add_route_headers<B>(response: &mut Response<B>, record: &RequestRecord) {
+    let headers = response.headers_mut();
+    if let Some(last) = record.attempts.last() {
+        for (name, value) in [
+            ("x-llmgate-provider", &last.provider),
+            ("x-llmgate-model", &last.model),
+        ] {
+            if let Ok(value) = http::HeaderValue::from_str(value) {
+                headers.insert(name, value);
+            }
+        }
+    }
+    if let Ok(value) = http::HeaderValue::from_str(&record.trail()) {
+        headers.insert("x-llmgate-attempts", value);
+    }
 }
 
 /// A 2xx upstream answer whose body is still to be read.
@@ -146,7 +179,7 @@ async fn send(
         )
     })?;
     let mut url = format!("{}{}", provider.base_url, path_and_query);
-    let key = provider.keys.take();
+    let key = target.key.map(|(_, key)| key);
     if let (AuthPlacement::Query(param), Some(key)) = (&auth, key) {
         url.push(if url.contains('?') { '&' } else { '?' });
         url.push_str(param);
@@ -213,10 +246,17 @@ async fn send(
     let body = read_capped(response, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    let error = provider
+    let mut error = provider
         .adapter
         .classify_error(status.as_u16(), &headers, &body)
         .map_err(|e| (Some(status.as_u16()), e))?;
+    if let Some(rule) = provider
+        .error_rules
+        .iter()
+        .find(|r| r.matches(status.as_u16(), &body))
+    {
+        error.kind = rule.kind;
+    }
     Err((Some(status.as_u16()), upstream_error(error)))
 }
 

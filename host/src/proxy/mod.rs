@@ -3,16 +3,21 @@
 //!
 //! 1. [`summarize`]: read only what routing needs (model, stream).
 //! 2. [`Runtime::model`]: resolve the alias.
-//! 3. [`order_routes`]: the policy plugin orders the model's routes.
-//! 4. for each route in that order, [`attempt::run`]: the adapter builds the
-//!    upstream request, the host sends it, the adapter classifies failures;
-//!    a failure that another backend could avoid moves on to the next route.
-//! 5. the answer goes back, natively or translated ([`attempt`] for whole
+//! 3. [`order_routes`]: the policy plugin orders the model's routes, with
+//!    live stats and cooldowns.
+//! 4. for each route in that order, a key from its provider's ring, then
+//!    [`attempt::run`]: the adapter builds the upstream request, the host
+//!    sends it, the adapter (and operator rules) classify failures.
+//! 5. [`failover::decide`]: answer the client, retry with the next key, or
+//!    move to the next route; cool down keys and backends. When an alias runs
+//!    out of routes or `max_attempts`, its `fallback` aliases follow.
+//! 6. the answer goes back, natively or translated ([`attempt`] for whole
 //!    bodies, [`stream`] for SSE), and is recorded ([`record`]).
 //!
 //! Failover is possible until the first byte reaches the client.
 
 mod attempt;
+pub mod failover;
 pub mod record;
 mod stream;
 
@@ -25,10 +30,12 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use serde::Deserialize;
 
+use crate::balance::KeyChoice;
 use crate::config::{Model, Runtime};
 use crate::error::GatewayError;
 use crate::plugins::{AdapterPlugin, Candidate, PickContext};
 use crate::server::{ResponseBody, full_body};
+use failover::Next;
 use record::RequestRecord;
 
 /// One client request on its way through the pipeline.
@@ -41,6 +48,8 @@ pub struct Call {
     pub body: Bytes,
     /// When the gateway started on it.
     pub started: Instant,
+    /// Whether to add the route headers to the answer.
+    pub route_headers: bool,
 }
 
 /// The fields routing needs; everything else stays unparsed.
@@ -94,48 +103,84 @@ async fn route_and_send(
     let model = runtime
         .model(&alias)
         .ok_or_else(|| GatewayError::UnknownModel(alias.to_string()))?;
-    let order = order_routes(model)?;
 
     // Translated only when a route needs it, and then only once.
     let mut canonical: Option<Vec<u8>> = None;
     let mut last_error = None;
-    for index in order {
-        let route = &model.routes[index];
-        let native = route.provider.adapter.dialect() == call.ingress.dialect();
-        let body: &[u8] = if native {
-            &call.body
-        } else {
-            if canonical.is_none() {
-                canonical = Some(call.ingress.decode_request(&call.body)?.map_err(|error| {
-                    GatewayError::Upstream {
-                        provider: call.ingress.name().to_string(),
-                        error,
+    for model in runtime.fallback_chain(model) {
+        let mut attempts = 0;
+        'routes: for index in order_routes(&model)? {
+            let route = &model.routes[index];
+            let mut tried_keys = Vec::new();
+            loop {
+                if attempts >= model.max_attempts {
+                    break 'routes;
+                }
+                let key = match route.provider.keys.take(&tried_keys) {
+                    KeyChoice::Key(i, key) => Some((i, key)),
+                    KeyChoice::NoKey => None,
+                    KeyChoice::AllCooling => continue 'routes,
+                };
+                attempts += 1;
+                let native = route.provider.adapter.dialect() == call.ingress.dialect();
+                let body: &[u8] = if native {
+                    &call.body
+                } else {
+                    if canonical.is_none() {
+                        canonical = Some(decode_to_canonical(call)?);
                     }
-                })?);
-            }
-            canonical.as_deref().expect("set above")
-        };
-        let target = attempt::Target {
-            route,
-            native,
-            stream,
-            client_model: &alias,
-        };
-        match attempt::run(call, target, body, record).await {
-            Ok(response) => return Ok(response),
-            Err(err) if err.may_fail_over() => {
+                    canonical.as_deref().expect("set above")
+                };
+                let target = attempt::Target {
+                    route,
+                    key,
+                    native,
+                    stream,
+                    client_model: &alias,
+                };
+                let err = match attempt::run(call, target, body, record).await {
+                    Ok(response) => return Ok(response),
+                    Err(err) => err,
+                };
+                let decision = failover::decide(&err, &runtime.routing, &route.stats);
+                if let (Some((i, _)), Some(cooldown)) = (key, decision.key_cooldown) {
+                    route.provider.keys.cool_down(i, cooldown);
+                }
+                if let Some(cooldown) = decision.backend_cooldown {
+                    route.stats.cool_down(cooldown);
+                }
                 tracing::warn!(
                     request_id = %call.id,
                     provider = %route.provider.name,
                     model = %route.upstream_model,
-                    "attempt failed, trying the next route: {err}"
+                    key = key.map(|(i, _)| i),
+                    next = ?decision.next,
+                    key_cooldown_ms = decision.key_cooldown.map(|d| d.as_millis() as u64),
+                    backend_cooldown_ms = decision.backend_cooldown.map(|d| d.as_millis() as u64),
+                    "attempt failed: {err}"
                 );
+                let next = decision.next;
                 last_error = Some(err);
+                match (next, key) {
+                    (Next::Answer, _) => return Err(last_error.expect("just set")),
+                    (Next::NextKey, Some((i, _))) => tried_keys.push(i),
+                    (Next::NextKey, None) | (Next::NextBackend, _) => continue 'routes,
+                }
             }
-            Err(err) => return Err(err),
         }
     }
-    Err(last_error.expect("a model has at least one route"))
+    Err(last_error.unwrap_or_else(|| GatewayError::AllCooling {
+        model: alias.to_string(),
+    }))
+}
+
+fn decode_to_canonical(call: &Call) -> Result<Vec<u8>, GatewayError> {
+    call.ingress
+        .decode_request(&call.body)?
+        .map_err(|error| GatewayError::Upstream {
+            provider: call.ingress.name().to_string(),
+            error,
+        })
 }
 
 /// Phase 3: asks the model's policy for the order to try its routes in.
@@ -153,7 +198,7 @@ pub fn order_routes(model: &Model) -> Result<Vec<usize>, GatewayError> {
             ttft_ewma_us: r.stats.ttft_ewma_us(),
             error_rate: r.stats.error_rate(),
             in_flight: r.stats.in_flight(),
-            cooling_down: false,
+            cooling_down: r.stats.cooling_down() || r.provider.keys.all_cooling(),
         })
         .collect();
     let ctx = PickContext {

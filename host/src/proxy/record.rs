@@ -15,12 +15,24 @@ pub struct AttemptRecord {
     pub provider: String,
     /// Upstream model.
     pub model: String,
+    /// Which of the provider's keys was used.
+    pub key_index: Option<usize>,
     /// HTTP status from upstream, if any answer came.
     pub status: Option<u16>,
-    /// Why it failed, if it did.
-    pub error: Option<String>,
+    /// Why it failed, if it did: kind and message.
+    pub error: Option<(&'static str, String)>,
     /// How long it took.
     pub duration: Duration,
+}
+
+impl AttemptRecord {
+    /// `ok`, or the error kind (`unreachable` for transport failures).
+    pub fn outcome(&self) -> &'static str {
+        match &self.error {
+            None => "ok",
+            Some((kind, _)) => kind,
+        }
+    }
 }
 
 /// The record of one client request.
@@ -101,6 +113,16 @@ impl RequestRecord {
         moved
     }
 
+    /// The attempt trail in one header-safe line:
+    /// `provider/model:outcome, ...` where outcome is `ok` or the error kind.
+    pub fn trail(&self) -> String {
+        self.attempts
+            .iter()
+            .map(|a| format!("{}/{}:{}", a.provider, a.model, a.outcome()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Writes the record out, once.
     pub fn emit(&mut self) {
         if std::mem::replace(&mut self.emitted, true) {
@@ -122,7 +144,7 @@ impl RequestRecord {
             upstream_model = last.map(|a| a.model.as_str()).unwrap_or(""),
             status = self.status,
             error_kind = self.error_kind.map(|k| k.as_str()).unwrap_or(""),
-            attempts = self.attempts.len(),
+            attempts = %self.trail(),
             stream = self.stream,
             latency_ms = self.elapsed().as_secs_f64() * 1000.0,
             ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0).unwrap_or(0.0),

@@ -94,7 +94,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
             Step::Failed(err) => {
                 pump.stats.record(false, o.started.elapsed(), None);
                 if let Some(attempt) = o.record.attempts.last_mut() {
-                    attempt.error = Some(err.to_string());
+                    attempt.error = Some((err.label(), err.to_string()));
                 }
                 pump.finished = true;
                 return Err(err);
@@ -104,6 +104,16 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
     pump.ttft = Some(o.started.elapsed());
     o.record.ttft = Some(o.record.elapsed());
     o.record.status = 200;
+    let route_headers = o.call.route_headers;
+    let mut head = Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(())
+        .expect("static parts make a valid response");
+    if route_headers {
+        super::attempt::add_route_headers(&mut head, o.record);
+    }
     pump.record = Some(o.record.hand_over());
     pump.first = Some(first);
 
@@ -111,12 +121,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
         let bytes = pump.next_bytes().await?;
         Some((Ok::<_, std::io::Error>(Frame::data(bytes)), pump))
     });
-    Ok(Response::builder()
-        .status(200)
-        .header("content-type", "text/event-stream")
-        .header("cache-control", "no-cache")
-        .body(StreamBody::new(body).boxed_unsync())
-        .expect("static parts make a valid response"))
+    Ok(head.map(|()| StreamBody::new(body).boxed_unsync()))
 }
 
 enum Step {
@@ -287,7 +292,7 @@ impl Pump {
                 tracing::warn!(request_id = %record.id, "stream failed after it started: {err}");
                 record.error_kind = Some(err.to_plugin_error().kind);
                 if let Some(attempt) = record.attempts.last_mut() {
-                    attempt.error = Some(err.to_string());
+                    attempt.error = Some((err.label(), err.to_string()));
                 }
             }
             record.emit();

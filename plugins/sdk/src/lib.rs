@@ -64,11 +64,59 @@ pub mod adapter {
     };
 }
 
-/// What a balancing policy implements.
+/// What a balancing policy implements, and helpers every policy needs.
 pub mod policy {
     pub use crate::wit::balancer::exports::llmgate::plugin::policy::{
         Candidate, Guest as Policy, PickContext,
     };
+
+    /// Splits candidates into (ready, cooling down), keeping their order.
+    /// Policies order the ready ones and append the cooling ones, which the
+    /// host tries only as a last resort.
+    pub fn split_cooling(candidates: Vec<Candidate>) -> (Vec<Candidate>, Vec<Candidate>) {
+        candidates.into_iter().partition(|c| !c.cooling_down)
+    }
+
+    /// Indexes of `candidates`, in order.
+    pub fn indexes(candidates: impl IntoIterator<Item = Candidate>) -> Vec<u32> {
+        candidates.into_iter().map(|c| c.index).collect()
+    }
+
+    /// Accepts only `{}` (or an empty table): for policies without options.
+    pub fn no_options(policy: &str, options: &str) -> Result<(), String> {
+        match serde_json::from_str::<serde_json::Value>(options) {
+            Ok(serde_json::Value::Object(map)) if map.is_empty() => Ok(()),
+            Ok(serde_json::Value::Object(map)) => Err(format!(
+                "{policy} takes no options (got: {})",
+                map.keys().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            _ => Err("policy options must be a JSON object".into()),
+        }
+    }
+
+    /// A candidate for tests of policies.
+    pub fn candidate(index: u32, weight: u32, priority: u32) -> Candidate {
+        Candidate {
+            index,
+            weight,
+            priority,
+            latency_ewma_us: 0,
+            ttft_ewma_us: 0,
+            error_rate: 0.0,
+            in_flight: 0,
+            cooling_down: false,
+        }
+    }
+
+    /// A pick context for tests of policies.
+    pub fn context(seed: u64, counter: u64, options: &str) -> PickContext {
+        PickContext {
+            route: "test".into(),
+            seed,
+            counter,
+            options: options.into(),
+        }
+    }
 }
 
 /// Exports a type implementing [`adapter::Adapter`] as this component's adapter.
