@@ -49,6 +49,14 @@ pub enum GatewayError {
         /// The classified error.
         error: PluginError,
     },
+    /// No route of the model (or its fallbacks) supports what the request needs.
+    #[error("no backend for model '{model}' supports {lacking} needed by this request")]
+    NoCapableRoute {
+        /// The alias the client asked for.
+        model: String,
+        /// What the routes lack (e.g. `tools`).
+        lacking: &'static str,
+    },
     /// Every backend of the model (and its fallbacks) is cooling down.
     #[error("every backend for model '{model}' is cooling down after failures; retry later")]
     AllCooling {
@@ -73,6 +81,7 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            GatewayError::NoCapableRoute { .. } => StatusCode::BAD_REQUEST,
             GatewayError::Unreachable { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Upstream { error, .. } => status_for_upstream(error),
@@ -95,9 +104,9 @@ impl GatewayError {
     pub fn to_plugin_error(&self) -> PluginError {
         let kind = match self {
             GatewayError::Unauthorized => ErrorKind::Auth,
-            GatewayError::BadRequest(_) | GatewayError::BodyTooLarge { .. } => {
-                ErrorKind::BadRequest
-            }
+            GatewayError::BadRequest(_)
+            | GatewayError::BodyTooLarge { .. }
+            | GatewayError::NoCapableRoute { .. } => ErrorKind::BadRequest,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => ErrorKind::NotFound,
             GatewayError::Unreachable { timeout: true, .. } => ErrorKind::Timeout,
             GatewayError::Unreachable { .. } => ErrorKind::Upstream,

@@ -289,3 +289,32 @@ def test_every_backend_cooling_is_a_503(mock, start_gateway):
     assert e.value.status_code == 503
     assert "cooling down" in e.value.message
     assert mock_stats(mock)["models"]["mock-fail-quota"] == 1
+
+
+def test_requests_go_only_to_routes_with_the_capabilities_they_need(mock, start_gateway):
+    models = model(
+        "chat",
+        '{ provider = "mock", model = "mock-basic", weight = 100, capabilities = [], max_context = 50 }',
+        '{ provider = "mock", model = "mock-tools", weight = 1, capabilities = ["tools", "vision"] }',
+    )
+    gw = start_gateway(gateway_config(mock.url, models=models))
+    c = client(gw)
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+    for _ in range(5):
+        c.chat.completions.create(model="chat", messages=PING, tools=[tool])
+    image = [{"role": "user", "content": [
+        {"type": "text", "text": "what is this?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+    ]}]
+    c.chat.completions.create(model="chat", messages=image)
+    long_prompt = [{"role": "user", "content": "word " * 100}]  # ~125 tokens > max_context 50
+    c.chat.completions.create(model="chat", messages=long_prompt)
+    assert mock_stats(mock)["models"] == {"mock-tools": 7}
+
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(
+            model="chat",
+            messages=PING,
+            response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+        )
+    assert "json_schema" in e.value.message

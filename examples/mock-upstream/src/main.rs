@@ -160,15 +160,15 @@ async fn handle(
             .entry(presented.clone().unwrap_or_default())
             .or_default() += 1;
     }
-    if let Some(key) = &settings.key {
-        if presented.as_deref() != Some(key.as_str()) {
-            return Ok(error(
-                401,
-                "invalid_request_error",
-                "invalid_api_key",
-                "Incorrect API key provided.",
-            ));
-        }
+    if let Some(key) = &settings.key
+        && presented.as_deref() != Some(key.as_str())
+    {
+        return Ok(error(
+            401,
+            "invalid_request_error",
+            "invalid_api_key",
+            "Incorrect API key provided.",
+        ));
     }
     let path = req.uri().path().to_string();
     let method = req.method().clone();

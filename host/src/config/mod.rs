@@ -8,7 +8,7 @@ pub mod secrets;
 
 use std::path::Path;
 
-pub use runtime::{ErrorRule, Model, Provider, Route, Routing, Runtime};
+pub use runtime::{Capabilities, ErrorRule, Model, Provider, Route, Routing, Runtime};
 pub use schema::ConfigFile;
 
 /// A configuration problem, naming the entry it is about.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::schema::{ErrorRuleConfig, RoutingConfig};
 use super::{ConfigError, ConfigFile};
 use crate::balance::{BackendStats, KeyRing, StatsTable};
-use crate::plugins::{AdapterPlugin, ErrorKind, PluginRegistry, PolicyPlugin};
+use crate::plugins::{AdapterPlugin, ErrorKind, PluginRegistry, PolicyPlugin, RequestProfile};
 
 /// The running configuration.
 pub struct Runtime {
@@ -172,6 +172,8 @@ pub struct Model {
     pub fallback: Vec<String>,
     /// Upstream requests allowed for this alias.
     pub max_attempts: u32,
+    /// Some route declares capabilities, so requests must be profiled.
+    pub restricted: bool,
     /// Requests routed so far (round-robin policies read it).
     pub counter: AtomicU64,
 }
@@ -188,6 +190,68 @@ pub struct Route {
     pub priority: u32,
     /// Live numbers, shared across reloads.
     pub stats: Arc<BackendStats>,
+    /// What it supports; none means everything.
+    pub capabilities: Option<Capabilities>,
+    /// Its context window, if declared.
+    pub max_context: Option<u32>,
+}
+
+/// Features a route declares it supports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Function calling.
+    pub tools: bool,
+    /// Image inputs.
+    pub vision: bool,
+    /// Schema-constrained output.
+    pub json_schema: bool,
+}
+
+impl Capabilities {
+    fn parse(names: &[String], at: &str) -> Result<Capabilities, ConfigError> {
+        let mut caps = Capabilities::default();
+        for name in names {
+            match name.as_str() {
+                "tools" => caps.tools = true,
+                "vision" => caps.vision = true,
+                "json_schema" => caps.json_schema = true,
+                other => {
+                    return Err(ConfigError::new(
+                        at,
+                        format!("unknown capability '{other}' (known: tools, vision, json_schema)"),
+                    ));
+                }
+            }
+        }
+        Ok(caps)
+    }
+}
+
+impl Route {
+    /// Whether this route can serve a request with `profile`; when not,
+    /// names what it lacks.
+    pub fn lacks(&self, profile: &RequestProfile) -> Option<&'static str> {
+        if let Some(caps) = &self.capabilities {
+            if profile.tools && !caps.tools {
+                return Some("tools");
+            }
+            if profile.vision && !caps.vision {
+                return Some("vision");
+            }
+            if profile.json_schema && !caps.json_schema {
+                return Some("json_schema");
+            }
+        }
+        match self.max_context {
+            Some(max) if profile.estimated_input_tokens > max => Some("context length"),
+            _ => None,
+        }
+    }
+
+    /// Whether the route declares any restriction at all.
+    fn restricted(&self) -> bool {
+        self.capabilities.is_some() || self.max_context.is_some()
+    }
 }
 
 impl Runtime {
@@ -360,12 +424,21 @@ impl Runtime {
                                 format!("no provider named '{}'", r.provider),
                             )
                         })?;
+                let capabilities = r
+                    .capabilities
+                    .as_ref()
+                    .map(|names| {
+                        Capabilities::parse(names, &format!("{at}.routes[{j}].capabilities"))
+                    })
+                    .transpose()?;
                 routes.push(Route {
                     provider: Arc::clone(provider),
                     upstream_model: r.model.clone(),
                     weight: r.weight,
                     priority: r.priority,
                     stats: stats.backend(&provider.name, &r.model),
+                    capabilities,
+                    max_context: r.max_context,
                 });
             }
             if routes.iter().all(|r| r.weight == 0) {
@@ -373,7 +446,9 @@ impl Runtime {
                     "{at}: every route has weight 0; weighted policies pick at random"
                 ));
             }
+            let restricted = routes.iter().any(Route::restricted);
             let model = Arc::new(Model {
+                restricted,
                 name: m.name.clone(),
                 aliases: m.aliases.clone(),
                 policy: Arc::clone(policy),

@@ -277,6 +277,13 @@ pub struct RouteConfig {
     /// Lower is preferred under priority policies.
     #[serde(default = "one")]
     pub priority: u32,
+    /// What this backend supports, from `tools`, `vision`, `json_schema`.
+    /// Absent: everything (requests are not checked against this route).
+    #[serde(default)]
+    pub capabilities: Option<Vec<String>>,
+    /// The backend's context window in tokens; requests estimated larger skip it.
+    #[serde(default)]
+    pub max_context: Option<u32>,
 }
 
 fn one() -> u32 {

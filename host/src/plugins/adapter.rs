@@ -14,7 +14,8 @@ use wasmtime::component::ResourceAny;
 use super::bindings::provider::{Provider, ProviderPre};
 use super::pool::{CallStats, InstancePool, Lease};
 use super::{
-    CallContext, Decoded, Header, Limits, ParsedResponse, PluginError, SseEvent, UpstreamRequest,
+    CallContext, Decoded, Header, Limits, ParsedResponse, PluginError, RequestProfile, SseEvent,
+    UpstreamRequest,
 };
 use crate::error::GatewayError;
 
@@ -119,6 +120,11 @@ impl AdapterPlugin {
             b.llmgate_plugin_adapter()
                 .call_classify_error(s, status, headers, body)
         })
+    }
+
+    /// Ingress: what a client request needs from a backend.
+    pub fn inspect_request(&self, body: &[u8]) -> Answer<RequestProfile> {
+        self.call(|b, s| b.llmgate_plugin_adapter().call_inspect_request(s, body))
     }
 
     /// Ingress: client request -> canonical.

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use crate::balance::KeyChoice;
 use crate::config::{Model, Runtime};
 use crate::error::GatewayError;
-use crate::plugins::{AdapterPlugin, Candidate, PickContext};
+use crate::plugins::{AdapterPlugin, Candidate, PickContext, RequestProfile};
 use crate::server::{ResponseBody, full_body};
 use failover::Next;
 use record::RequestRecord;
@@ -104,12 +104,41 @@ async fn route_and_send(
         .model(&alias)
         .ok_or_else(|| GatewayError::UnknownModel(alias.to_string()))?;
 
-    // Translated only when a route needs it, and then only once.
+    // Translated only when a route needs it, profiled only when a route
+    // restricts capabilities; each at most once.
     let mut canonical: Option<Vec<u8>> = None;
+    let mut profile: Option<RequestProfile> = None;
     let mut last_error = None;
     for model in runtime.fallback_chain(model) {
         let mut attempts = 0;
-        'routes: for index in order_routes(&model)? {
+        let mut order = order_routes(&model)?;
+        if model.restricted {
+            if profile.is_none() {
+                profile = Some(call.ingress.inspect_request(&call.body)?.map_err(|error| {
+                    GatewayError::Upstream {
+                        provider: call.ingress.name().to_string(),
+                        error,
+                    }
+                })?);
+            }
+            let profile = profile.as_ref().expect("set above");
+            let mut lacking = None;
+            order.retain(|&i| match model.routes[i].lacks(profile) {
+                None => true,
+                Some(what) => {
+                    lacking = Some(what);
+                    false
+                }
+            });
+            if order.is_empty() {
+                last_error = last_error.or(Some(GatewayError::NoCapableRoute {
+                    model: alias.to_string(),
+                    lacking: lacking.expect("a route was removed"),
+                }));
+                continue;
+            }
+        }
+        'routes: for index in order {
             let route = &model.routes[index];
             let mut tried_keys = Vec::new();
             loop {

@@ -82,7 +82,12 @@ llmgate_plugin_sdk::export_policy!(LeastLatency);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_plugin_sdk::policy::{candidate, context};
+    use llmgate_plugin_sdk::policy::{candidate, check_policy_properties, context};
+
+    #[test]
+    fn orders_every_candidate_once_with_cooling_last() {
+        check_policy_properties(LeastLatency::pick, 2000);
+    }
 
     fn measured(index: u32, latency_ms: u32, in_flight: u32) -> Candidate {
         let mut c = candidate(index, 1, 1);

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 
 use llmgate_plugin_sdk::adapter::{
     Adapter, CallContext, DecodeStream, Decoded, EncodeStream, Info, ParsedResponse,
-    UpstreamRequest,
+    RequestProfile, UpstreamRequest,
 };
 use llmgate_plugin_sdk::openai;
 use llmgate_plugin_sdk::types::{Header, PluginError, SseEvent};
@@ -52,6 +52,10 @@ impl Adapter for OpenAi {
 
     fn classify_error(status: u16, headers: Vec<Header>, body: Vec<u8>) -> PluginError {
         openai::classify_error(status, &headers, &body)
+    }
+
+    fn inspect_request(body: Vec<u8>) -> Result<RequestProfile, PluginError> {
+        openai::inspect_request(&body)
     }
 
     fn decode_request(body: Vec<u8>) -> Result<Vec<u8>, PluginError> {

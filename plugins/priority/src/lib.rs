@@ -45,7 +45,12 @@ llmgate_plugin_sdk::export_policy!(Priority);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_plugin_sdk::policy::{candidate, context};
+    use llmgate_plugin_sdk::policy::{candidate, check_policy_properties, context};
+
+    #[test]
+    fn orders_every_candidate_once_with_cooling_last() {
+        check_policy_properties(Priority::pick, 2000);
+    }
 
     #[test]
     fn lower_priority_numbers_always_come_first() {

@@ -29,7 +29,12 @@ llmgate_plugin_sdk::export_policy!(RoundRobin);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_plugin_sdk::policy::{candidate, context};
+    use llmgate_plugin_sdk::policy::{candidate, check_policy_properties, context};
+
+    #[test]
+    fn orders_every_candidate_once_with_cooling_last() {
+        check_policy_properties(RoundRobin::pick, 2000);
+    }
 
     #[test]
     fn turns_are_taken_in_order() {

@@ -59,8 +59,8 @@ pub mod types {
 pub mod adapter {
     pub use crate::wit::provider::exports::llmgate::plugin::adapter::{
         AuthPlacement, CallContext, Decoded, Guest as Adapter, GuestStreamDecoder as DecodeStream,
-        GuestStreamEncoder as EncodeStream, Info, ParsedResponse, StreamDecoder, StreamEncoder,
-        UpstreamRequest,
+        GuestStreamEncoder as EncodeStream, Info, ParsedResponse, RequestProfile, StreamDecoder,
+        StreamEncoder, UpstreamRequest,
     };
 }
 
@@ -105,6 +105,44 @@ pub mod policy {
             error_rate: 0.0,
             in_flight: 0,
             cooling_down: false,
+        }
+    }
+
+    /// A property every policy must have, checked over `cases` random
+    /// candidate sets: the result lists every candidate exactly once, and no
+    /// cooling candidate comes before a ready one. Call it from a policy's tests.
+    pub fn check_policy_properties(pick: fn(PickContext, Vec<Candidate>) -> Vec<u32>, cases: u64) {
+        let mut rng = crate::rng::Rng::new(0x5eed);
+        for case in 0..cases {
+            let n = 1 + (rng.next_u64() % 12) as u32;
+            let candidates: Vec<Candidate> = (0..n)
+                .map(|i| Candidate {
+                    index: i * 3 + 1, // indexes need not be 0..n
+                    weight: (rng.next_u64() % 6) as u32,
+                    priority: 1 + (rng.next_u64() % 3) as u32,
+                    latency_ewma_us: (rng.next_u64() % 5) as u32 * 10_000,
+                    ttft_ewma_us: (rng.next_u64() % 5) as u32 * 1_000,
+                    error_rate: (rng.next_u64() % 100) as f32 / 100.0,
+                    in_flight: (rng.next_u64() % 4) as u32,
+                    cooling_down: rng.next_u64().is_multiple_of(4),
+                })
+                .collect();
+            let ctx = context(rng.next_u64(), case, "{}");
+            let order = pick(ctx, candidates.clone());
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            let mut expected: Vec<u32> = candidates.iter().map(|c| c.index).collect();
+            expected.sort_unstable();
+            assert_eq!(
+                sorted, expected,
+                "case {case}: not a permutation: {order:?}"
+            );
+            let cooling = |i: &u32| candidates.iter().any(|c| c.index == *i && c.cooling_down);
+            let first_cooling = order.iter().position(cooling).unwrap_or(order.len());
+            assert!(
+                order[first_cooling..].iter().all(cooling),
+                "case {case}: a ready candidate after a cooling one: {order:?}"
+            );
         }
     }
 

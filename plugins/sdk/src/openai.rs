@@ -6,7 +6,9 @@
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
-use crate::adapter::{AuthPlacement, CallContext, Decoded, ParsedResponse, UpstreamRequest};
+use crate::adapter::{
+    AuthPlacement, CallContext, Decoded, ParsedResponse, RequestProfile, UpstreamRequest,
+};
 use crate::error::{kind_for_status, retry_after_ms};
 use crate::json;
 use crate::types::{ErrorKind, Header, PluginError, SseEvent, Usage};
@@ -253,6 +255,97 @@ impl Decoder {
     }
 }
 
+#[derive(Deserialize)]
+struct RequestPeek {
+    #[serde(default)]
+    messages: Vec<MessagePeek>,
+    #[serde(default)]
+    tools: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    functions: Option<Vec<IgnoredAny>>,
+    #[serde(default)]
+    response_format: Option<ResponseFormatPeek>,
+}
+
+#[derive(Deserialize)]
+struct MessagePeek {
+    #[serde(default)]
+    content: Option<ContentPeek>,
+}
+
+#[derive(Deserialize)]
+struct ResponseFormatPeek {
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// A message's content: a string, or parts of which only the kinds and the
+/// text lengths matter here.
+#[derive(Default)]
+struct ContentPeek {
+    text_bytes: usize,
+    has_image: bool,
+}
+
+impl<'de> Deserialize<'de> for ContentPeek {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ContentPeek;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string or a list of content parts")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<ContentPeek, E> {
+                Ok(ContentPeek {
+                    text_bytes: s.len(),
+                    has_image: false,
+                })
+            }
+            fn visit_unit<E>(self) -> Result<ContentPeek, E> {
+                Ok(ContentPeek::default())
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ContentPeek, A::Error> {
+                #[derive(Deserialize)]
+                struct Part {
+                    #[serde(rename = "type")]
+                    kind: Option<String>,
+                    #[serde(default)]
+                    text: Option<String>,
+                }
+                let mut peek = ContentPeek::default();
+                while let Some(part) = seq.next_element::<Part>()? {
+                    peek.text_bytes += part.text.map_or(0, |t| t.len());
+                    peek.has_image |= part.kind.as_deref() == Some("image_url");
+                }
+                Ok(peek)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// Ingress: what a chat request needs from a backend.
+pub fn inspect_request(body: &[u8]) -> Result<RequestProfile, PluginError> {
+    let peek: RequestPeek = serde_json::from_slice(body)
+        .map_err(|e| PluginError::bad_request(format!("request body: {e}")))?;
+    let contents = peek.messages.iter().filter_map(|m| m.content.as_ref());
+    let text_bytes: usize = contents.clone().map(|c| c.text_bytes).sum();
+    Ok(RequestProfile {
+        tools: peek.tools.is_some_and(|t| !t.is_empty())
+            || peek.functions.is_some_and(|f| !f.is_empty()),
+        vision: contents.into_iter().any(|c| c.has_image),
+        json_schema: peek
+            .response_format
+            .is_some_and(|f| f.kind == "json_schema"),
+        // About four bytes of English text per token; an estimate for
+        // routing around small context windows, not for billing.
+        estimated_input_tokens: (text_bytes / 4).min(u32::MAX as usize) as u32,
+    })
+}
+
 /// Ingress: canonical chunks are already this dialect.
 pub fn encode_chunks(chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
     chunks
@@ -454,6 +547,33 @@ mod tests {
         assert!(d.push(vec![data("not json")]).is_err());
         let mut d = Decoder::new(true, "");
         assert!(d.finish().is_err(), "a stream without [DONE] is truncated");
+    }
+
+    #[test]
+    fn inspection_finds_tools_images_and_schemas() {
+        let plain =
+            inspect_request(br#"{"model":"m","messages":[{"role":"user","content":"12345678"}]}"#)
+                .unwrap();
+        assert!(!plain.tools && !plain.vision && !plain.json_schema);
+        assert_eq!(plain.estimated_input_tokens, 2);
+
+        let rich = inspect_request(
+            br#"{"messages":[{"role":"system","content":null},{"role":"user","content":[
+                {"type":"text","text":"what is this?"},
+                {"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}],
+              "tools":[{"type":"function","function":{"name":"f"}}],
+              "response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{}}}}"#,
+        )
+        .unwrap();
+        assert!(rich.tools && rich.vision && rich.json_schema);
+        assert_eq!(rich.estimated_input_tokens, 3);
+
+        let json_mode = inspect_request(
+            br#"{"messages":[],"tools":[],"response_format":{"type":"json_object"}}"#,
+        )
+        .unwrap();
+        assert!(!json_mode.tools && !json_mode.json_schema);
+        assert!(inspect_request(b"{").is_err());
     }
 
     #[test]

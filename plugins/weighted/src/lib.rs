@@ -29,7 +29,12 @@ llmgate_plugin_sdk::export_policy!(Weighted);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use llmgate_plugin_sdk::policy::{candidate, context};
+    use llmgate_plugin_sdk::policy::{candidate, check_policy_properties, context};
+
+    #[test]
+    fn orders_every_candidate_once_with_cooling_last() {
+        check_policy_properties(Weighted::pick, 2000);
+    }
 
     #[test]
     fn cooling_backends_come_last_and_all_are_returned() {
