@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use crate::balance::StatsTable;
 use crate::config::Runtime;
 use crate::error::GatewayError;
-use crate::plugins::PluginRegistry;
+use crate::plugins::{AdapterPlugin, PluginRegistry};
 use crate::proxy::{self, Call};
 
 /// Response bodies: whole or streamed.
@@ -93,6 +93,44 @@ pub async fn serve(
     Ok(())
 }
 
+/// What a request path asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Health,
+    /// The model list, in a dialect's shape.
+    Models(&'static str),
+    /// A chat request in a dialect (`openai` chat completions, `anthropic` messages).
+    Chat(&'static str),
+    /// Anthropic's token counting.
+    CountTokens,
+    /// Nothing here; errors in this dialect.
+    Unknown(&'static str),
+}
+
+/// Maps method and path to an endpoint. Anthropic clients also reach
+/// `/v1/models`; they say so with their `anthropic-version` header.
+fn endpoint(method: &Method, path: &str, anthropic_client: bool) -> Endpoint {
+    let path = path.trim_end_matches('/');
+    let dialect = if path.starts_with("/anthropic/") || anthropic_client {
+        "anthropic"
+    } else {
+        "openai"
+    };
+    match (method, path) {
+        (&Method::GET, "/health" | "/healthz") => Endpoint::Health,
+        (&Method::GET, "/v1/models" | "/openai/v1/models") => Endpoint::Models(dialect),
+        (&Method::GET, "/anthropic/v1/models") => Endpoint::Models("anthropic"),
+        (&Method::POST, "/v1/chat/completions" | "/openai/v1/chat/completions") => {
+            Endpoint::Chat("openai")
+        }
+        (&Method::POST, "/v1/messages" | "/anthropic/v1/messages") => Endpoint::Chat("anthropic"),
+        (&Method::POST, "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens") => {
+            Endpoint::CountTokens
+        }
+        _ => Endpoint::Unknown(dialect),
+    }
+}
+
 /// Routes one request.
 async fn handle(
     gateway: Arc<Gateway>,
@@ -100,45 +138,75 @@ async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let runtime = gateway.runtime.load_full();
-    let path = req.uri().path();
-    let Some(openai) = gateway.plugins.ingress("openai").cloned() else {
+    let anthropic_client = req.headers().contains_key("anthropic-version");
+    let endpoint = endpoint(req.method(), req.uri().path(), anthropic_client);
+    let dialect = match endpoint {
+        Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
+        Endpoint::CountTokens => "anthropic",
+        Endpoint::Health => "openai",
+    };
+    let Some(ingress) = gateway.plugins.ingress(dialect).cloned() else {
         return Ok(plain_error(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "the openai plugin is not loaded",
+            &format!("the {dialect} plugin is not loaded"),
         ));
     };
-    let response = match (req.method(), path) {
-        (&Method::GET, "/health" | "/healthz") => {
-            json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec())
-        }
-        (&Method::GET, "/v1/models" | "/openai/v1/models") => match authenticate(&runtime, &req) {
-            Ok(()) => list_models(&runtime),
-            Err(err) => proxy::error_response(&openai, &err),
+    let response = match endpoint {
+        Endpoint::Health => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        Endpoint::Models(dialect) => match authenticate(&runtime, &req) {
+            Ok(()) => list_models(&runtime, dialect),
+            Err(err) => proxy::error_response(&ingress, &err),
         },
-        (&Method::POST, "/v1/chat/completions" | "/openai/v1/chat/completions") => {
-            match read_request(&runtime, req).await {
-                Ok(body) => {
-                    let call = Call {
-                        id: format!("{:016x}", proxy::random_u64()),
-                        ingress: openai,
-                        body,
-                        started,
-                        route_headers: runtime.route_headers,
-                    };
-                    proxy::chat(runtime, call).await
-                }
-                Err(err) => proxy::error_response(&openai, &err),
+        Endpoint::Chat(_) => match read_request(&runtime, req).await {
+            Ok(body) => {
+                let call = Call {
+                    id: format!("{:016x}", proxy::random_u64()),
+                    ingress,
+                    body,
+                    started,
+                    route_headers: runtime.route_headers,
+                };
+                proxy::chat(runtime, call).await
             }
-        }
-        (method, path) => proxy::error_response(
-            &openai,
+            Err(err) => proxy::error_response(&ingress, &err),
+        },
+        Endpoint::CountTokens => match read_request(&runtime, req).await {
+            Ok(body) => count_tokens(&runtime, &ingress, &body),
+            Err(err) => proxy::error_response(&ingress, &err),
+        },
+        Endpoint::Unknown(_) => proxy::error_response(
+            &ingress,
             &GatewayError::NoRoute {
-                method: method.to_string(),
-                path: path.to_string(),
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
             },
         ),
     };
     Ok(response)
+}
+
+/// `POST /v1/messages/count_tokens`: an estimate from the request's text
+/// (about four bytes a token), without a call upstream.
+fn count_tokens(runtime: &Runtime, ingress: &AdapterPlugin, body: &[u8]) -> Response<ResponseBody> {
+    let result = proxy::summarize(body).and_then(|summary| {
+        let model = summary.model.unwrap_or_default();
+        if runtime.model(&model).is_none() {
+            return Err(GatewayError::UnknownModel(model.into_owned()));
+        }
+        ingress
+            .inspect_request(body)?
+            .map_err(|e| GatewayError::BadRequest(e.message))
+    });
+    match result {
+        Ok(profile) => json_response(
+            StatusCode::OK,
+            serde_json::to_vec(
+                &serde_json::json!({ "input_tokens": profile.estimated_input_tokens }),
+            )
+            .expect("json! values serialize"),
+        ),
+        Err(err) => proxy::error_response(ingress, &err),
+    }
 }
 
 /// Checks the client key, then reads the body within `max_body_bytes`.
@@ -192,15 +260,32 @@ fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<(), GatewayErr
     }
 }
 
-/// `GET /v1/models`: the configured names and aliases, OpenAI's list shape.
-fn list_models(runtime: &Runtime) -> Response<ResponseBody> {
-    let data: Vec<serde_json::Value> = runtime
+/// `GET /v1/models`: the configured names and aliases, in the client's shape.
+fn list_models(runtime: &Runtime, dialect: &str) -> Response<ResponseBody> {
+    let names: Vec<&String> = runtime
         .models
         .iter()
         .flat_map(|m| std::iter::once(&m.name).chain(&m.aliases))
-        .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"}))
         .collect();
-    let body = serde_json::json!({"object": "list", "data": data});
+    let body = if dialect == "anthropic" {
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|id| {
+                serde_json::json!({"type": "model", "id": id, "display_name": id,
+                    "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        serde_json::json!({
+            "data": data, "has_more": false,
+            "first_id": names.first(), "last_id": names.last(),
+        })
+    } else {
+        let data: Vec<serde_json::Value> = names
+            .iter()
+            .map(|id| serde_json::json!({"id": id, "object": "model", "created": 0, "owned_by": "llmgate"}))
+            .collect();
+        serde_json::json!({"object": "list", "data": data})
+    };
     json_response(
         StatusCode::OK,
         serde_json::to_vec(&body).expect("json! values serialize"),
@@ -229,6 +314,38 @@ mod tests {
 
     fn request(header: &str, value: &str) -> Request<()> {
         Request::builder().header(header, value).body(()).unwrap()
+    }
+
+    #[test]
+    fn paths_map_to_dialect_endpoints() {
+        assert_eq!(
+            endpoint(&Method::POST, "/v1/messages", false),
+            Endpoint::Chat("anthropic")
+        );
+        assert_eq!(
+            endpoint(&Method::POST, "/anthropic/v1/messages/", false),
+            Endpoint::Chat("anthropic")
+        );
+        assert_eq!(
+            endpoint(&Method::POST, "/v1/chat/completions", false),
+            Endpoint::Chat("openai")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1/models", true),
+            Endpoint::Models("anthropic")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1/models", false),
+            Endpoint::Models("openai")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/anthropic/v1/nope", false),
+            Endpoint::Unknown("anthropic")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1/chat/completions", false),
+            Endpoint::Unknown("openai")
+        );
     }
 
     #[test]

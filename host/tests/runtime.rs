@@ -23,6 +23,7 @@ fn ctx(stream: bool) -> CallContext {
         upstream_model: "gpt-4o-mini".into(),
         stream,
         options: "{}".into(),
+        unix_time: 1_700_000_000,
     }
 }
 
@@ -37,6 +38,7 @@ fn built_in_plugins_load_with_their_worlds() {
     assert_eq!(
         listed,
         [
+            ("anthropic", World::Provider, &Origin::BuiltIn),
             ("least-latency", World::Balancer, &Origin::BuiltIn),
             ("openai", World::Provider, &Origin::BuiltIn),
             ("priority", World::Balancer, &Origin::BuiltIn),
@@ -142,7 +144,7 @@ fn config_errors_name_the_entry() {
     );
     assert_eq!(
         compile_error(&PROVIDER.replace("adapter = \"openai\"", "adapter = \"acme\"")),
-        "providers[p].adapter: no adapter plugin named 'acme' (loaded: openai)"
+        "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, openai)"
     );
     assert_eq!(
         compile_error(&format!(

@@ -14,8 +14,8 @@ use wasmtime::component::ResourceAny;
 use super::bindings::provider::{Provider, ProviderPre};
 use super::pool::{CallStats, InstancePool, Lease};
 use super::{
-    CallContext, Decoded, Header, Limits, ParsedResponse, PluginError, RequestProfile, SseEvent,
-    UpstreamRequest,
+    CallContext, Decoded, DecodedRequest, Header, Limits, ParsedResponse, PluginError,
+    RequestProfile, SseEvent, UpstreamRequest,
 };
 use crate::error::GatewayError;
 
@@ -128,7 +128,7 @@ impl AdapterPlugin {
     }
 
     /// Ingress: client request -> canonical.
-    pub fn decode_request(&self, body: &[u8]) -> Answer<Vec<u8>> {
+    pub fn decode_request(&self, body: &[u8]) -> Answer<DecodedRequest> {
         self.call(|b, s| b.llmgate_plugin_adapter().call_decode_request(s, body))
     }
 
@@ -166,13 +166,18 @@ impl AdapterPlugin {
         })
     }
 
-    /// Starts encoding one client stream.
-    pub fn stream_encoder(&self, client_model: &str) -> Result<EncoderSession, GatewayError> {
+    /// Starts encoding one client stream; `note` is from [`Self::decode_request`].
+    pub fn stream_encoder(
+        &self,
+        client_model: &str,
+        note: &str,
+        unix_time: u64,
+    ) -> Result<EncoderSession, GatewayError> {
         let mut lease = self.pool.lease()?;
         let handle = lease.call(|b, s| {
             b.llmgate_plugin_adapter()
                 .stream_encoder()
-                .call_constructor(s, client_model)
+                .call_constructor(s, client_model, note, unix_time)
         })?;
         Ok(EncoderSession {
             session: Session {

@@ -48,7 +48,8 @@ pub mod bindings {
 
 pub use bindings::balancer::exports::llmgate::plugin::policy::{Candidate, PickContext};
 pub use bindings::provider::exports::llmgate::plugin::adapter::{
-    AuthPlacement, CallContext, Decoded, ParsedResponse, RequestProfile, UpstreamRequest,
+    AuthPlacement, CallContext, Decoded, DecodedRequest, ParsedResponse, RequestProfile,
+    UpstreamRequest,
 };
 pub use bindings::provider::llmgate::plugin::types::{
     ErrorKind, Header, PluginError, SseEvent, Usage,

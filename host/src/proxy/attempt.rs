@@ -32,6 +32,8 @@ pub struct Target<'a> {
     pub stream: bool,
     /// The name the client asked for.
     pub client_model: &'a str,
+    /// What the ingress adapter noted when decoding the request.
+    pub encoder_note: &'a str,
 }
 
 /// Runs one attempt; on success the response is ready for the client.
@@ -49,6 +51,7 @@ pub async fn run(
         upstream_model: route.upstream_model.clone(),
         stream: target.stream,
         options: provider.options_json.clone(),
+        unix_time: super::unix_time(),
     };
     let outcome = send(call, &target, &ctx, body).await;
     let (status, result) = match outcome {
@@ -80,6 +83,7 @@ pub async fn run(
             native: target.native,
             note,
             client_model: target.client_model,
+            encoder_note: target.encoder_note,
             upstream: upstream.response,
             started,
             in_flight,

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use crate::balance::KeyChoice;
 use crate::config::{Model, Runtime};
 use crate::error::GatewayError;
-use crate::plugins::{AdapterPlugin, Candidate, PickContext, RequestProfile};
+use crate::plugins::{AdapterPlugin, Candidate, DecodedRequest, PickContext, RequestProfile};
 use crate::server::{ResponseBody, full_body};
 use failover::Next;
 use record::RequestRecord;
@@ -106,7 +106,7 @@ async fn route_and_send(
 
     // Translated only when a route needs it, profiled only when a route
     // restricts capabilities; each at most once.
-    let mut canonical: Option<Vec<u8>> = None;
+    let mut canonical: Option<DecodedRequest> = None;
     let mut profile: Option<RequestProfile> = None;
     let mut last_error = None;
     for model in runtime.fallback_chain(model) {
@@ -158,7 +158,7 @@ async fn route_and_send(
                     if canonical.is_none() {
                         canonical = Some(decode_to_canonical(call)?);
                     }
-                    canonical.as_deref().expect("set above")
+                    &canonical.as_ref().expect("set above").canonical
                 };
                 let target = attempt::Target {
                     route,
@@ -166,6 +166,7 @@ async fn route_and_send(
                     native,
                     stream,
                     client_model: &alias,
+                    encoder_note: canonical.as_ref().map_or("", |c| c.note.as_str()),
                 };
                 let err = match attempt::run(call, target, body, record).await {
                     Ok(response) => return Ok(response),
@@ -203,7 +204,7 @@ async fn route_and_send(
     }))
 }
 
-fn decode_to_canonical(call: &Call) -> Result<Vec<u8>, GatewayError> {
+fn decode_to_canonical(call: &Call) -> Result<DecodedRequest, GatewayError> {
     call.ingress
         .decode_request(&call.body)?
         .map_err(|error| GatewayError::Upstream {
@@ -250,6 +251,13 @@ pub fn order_routes(model: &Model) -> Result<Vec<usize>, GatewayError> {
         });
     }
     Ok(order)
+}
+
+/// Seconds since the Unix epoch, for plugins (which have no clock).
+pub fn unix_time() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Fresh randomness without a dependency: std's per-process random hash keys,

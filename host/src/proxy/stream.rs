@@ -45,6 +45,7 @@ pub struct Opening<'a> {
     pub native: bool,
     pub note: String,
     pub client_model: &'a str,
+    pub encoder_note: &'a str,
     pub upstream: reqwest::Response,
     pub started: Instant,
     pub in_flight: InFlight,
@@ -58,7 +59,11 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
     let decoder = provider.adapter.stream_decoder(&o.ctx, o.native, &o.note)?;
     let encoder = match o.native {
         true => None,
-        false => Some(o.call.ingress.stream_encoder(o.client_model)?),
+        false => Some(o.call.ingress.stream_encoder(
+            o.client_model,
+            o.encoder_note,
+            o.ctx.unix_time,
+        )?),
     };
     let mut pump = Pump {
         upstream: Box::pin(o.upstream.bytes_stream()),
@@ -265,7 +270,10 @@ impl Pump {
     fn error_events(&mut self, err: &GatewayError) -> Bytes {
         let plugin_error = err.to_plugin_error();
         if self.encoder.is_none() {
-            self.encoder = self.ingress.stream_encoder(&self.client_model).ok();
+            self.encoder = self
+                .ingress
+                .stream_encoder(&self.client_model, "", super::unix_time())
+                .ok();
         }
         match self.encoder.as_mut().map(|e| e.fail(&plugin_error)) {
             Some(Ok(events)) => encode_events(&events),

@@ -8,8 +8,8 @@
 use std::cell::RefCell;
 
 use llmgate_plugin_sdk::adapter::{
-    Adapter, CallContext, DecodeStream, Decoded, EncodeStream, Info, ParsedResponse,
-    RequestProfile, UpstreamRequest,
+    Adapter, CallContext, DecodeStream, Decoded, DecodedRequest, EncodeStream, Info,
+    ParsedResponse, RequestProfile, UpstreamRequest,
 };
 use llmgate_plugin_sdk::openai;
 use llmgate_plugin_sdk::types::{Header, PluginError, SseEvent};
@@ -58,8 +58,8 @@ impl Adapter for OpenAi {
         openai::inspect_request(&body)
     }
 
-    fn decode_request(body: Vec<u8>) -> Result<Vec<u8>, PluginError> {
-        Ok(body)
+    fn decode_request(body: Vec<u8>) -> Result<DecodedRequest, PluginError> {
+        openai::decode_request(body)
     }
 
     fn encode_response(canonical: Vec<u8>, _client_model: String) -> Result<Vec<u8>, PluginError> {
@@ -89,15 +89,15 @@ impl DecodeStream for OpenAiDecoder {
 }
 
 /// A client stream being written.
-pub struct OpenAiEncoder;
+pub struct OpenAiEncoder(openai::Encoder);
 
 impl EncodeStream for OpenAiEncoder {
-    fn new(_client_model: String) -> Self {
-        OpenAiEncoder
+    fn new(_client_model: String, note: String, _unix_time: u64) -> Self {
+        OpenAiEncoder(openai::Encoder::new(&note))
     }
 
     fn push(&self, chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
-        openai::encode_chunks(chunks)
+        self.0.push(chunks)
     }
 
     fn finish(&self) -> Vec<SseEvent> {

@@ -10,6 +10,8 @@
 //! Everything except the export macros also compiles natively, so plugin
 //! logic is unit-tested with plain `cargo test`.
 
+pub mod anthropic;
+pub mod canonical;
 pub mod error;
 pub mod json;
 pub mod log;
@@ -58,9 +60,9 @@ pub mod types {
 /// What a provider adapter implements.
 pub mod adapter {
     pub use crate::wit::provider::exports::llmgate::plugin::adapter::{
-        AuthPlacement, CallContext, Decoded, Guest as Adapter, GuestStreamDecoder as DecodeStream,
-        GuestStreamEncoder as EncodeStream, Info, ParsedResponse, RequestProfile, StreamDecoder,
-        StreamEncoder, UpstreamRequest,
+        AuthPlacement, CallContext, Decoded, DecodedRequest, Guest as Adapter,
+        GuestStreamDecoder as DecodeStream, GuestStreamEncoder as EncodeStream, Info,
+        ParsedResponse, RequestProfile, StreamDecoder, StreamEncoder, UpstreamRequest,
     };
 }
 

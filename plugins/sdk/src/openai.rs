@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 
 use crate::adapter::{
-    AuthPlacement, CallContext, Decoded, ParsedResponse, RequestProfile, UpstreamRequest,
+    AuthPlacement, CallContext, Decoded, DecodedRequest, ParsedResponse, RequestProfile,
+    UpstreamRequest,
 };
 use crate::error::{kind_for_status, retry_after_ms};
 use crate::json;
@@ -346,16 +347,61 @@ pub fn inspect_request(body: &[u8]) -> Result<RequestProfile, PluginError> {
     })
 }
 
-/// Ingress: canonical chunks are already this dialect.
-pub fn encode_chunks(chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
-    chunks
-        .into_iter()
-        .map(|c| {
-            String::from_utf8(c)
-                .map(|data| SseEvent { event: None, data })
-                .map_err(|_| PluginError::new(ErrorKind::Internal, "chunk is not UTF-8"))
-        })
-        .collect()
+/// Encoder note: the client asked for the final usage chunk.
+pub const NOTE_USAGE_WANTED: &str = "usage-wanted";
+
+/// Ingress: the request is already canonical; the note records whether the
+/// client wants the usage chunk, which translated streams always carry.
+pub fn decode_request(body: Vec<u8>) -> Result<DecodedRequest, PluginError> {
+    let bad = |e: json::NotAnObject| PluginError::bad_request(format!("request body: {e}"));
+    let members = json::members(&body).map_err(bad)?;
+    let wants_usage = json::find(&body, &members, "stream_options")
+        .and_then(|m| serde_json::from_slice::<serde_json::Value>(&body[m.value.clone()]).ok())
+        .and_then(|v| v.get("include_usage").and_then(|u| u.as_bool()))
+        == Some(true);
+    Ok(DecodedRequest {
+        canonical: body,
+        note: if wants_usage {
+            NOTE_USAGE_WANTED.into()
+        } else {
+            String::new()
+        },
+    })
+}
+
+/// Ingress: canonical chunks are already this dialect; only the usage-only
+/// chunk is dropped for clients that did not ask for it.
+#[derive(Debug)]
+pub struct Encoder {
+    wants_usage: bool,
+}
+
+impl Encoder {
+    /// An encoder for one client stream; `note` is from [`decode_request`].
+    pub fn new(note: &str) -> Self {
+        Encoder {
+            wants_usage: note == NOTE_USAGE_WANTED,
+        }
+    }
+
+    /// Canonical chunks -> events.
+    pub fn push(&self, chunks: Vec<Vec<u8>>) -> Result<Vec<SseEvent>, PluginError> {
+        let mut out = Vec::with_capacity(chunks.len());
+        for chunk in chunks {
+            if !self.wants_usage {
+                let peek: ChunkPeek = serde_json::from_slice(&chunk).map_err(|e| {
+                    PluginError::new(ErrorKind::Internal, format!("canonical chunk: {e}"))
+                })?;
+                if peek.choices.as_ref().is_none_or(|c| c.is_empty()) {
+                    continue;
+                }
+            }
+            let data = String::from_utf8(chunk)
+                .map_err(|_| PluginError::new(ErrorKind::Internal, "chunk is not UTF-8"))?;
+            out.push(SseEvent { event: None, data });
+        }
+        Ok(out)
+    }
 }
 
 /// Ingress: the end of an OpenAI stream.
@@ -407,6 +453,7 @@ mod tests {
             upstream_model: "gpt-4o-mini".into(),
             stream,
             options: "{}".into(),
+            unix_time: 1_700_000_000,
         }
     }
 
@@ -574,6 +621,31 @@ mod tests {
         .unwrap();
         assert!(!json_mode.tools && !json_mode.json_schema);
         assert!(inspect_request(b"{").is_err());
+    }
+
+    #[test]
+    fn encoder_drops_the_usage_chunk_unless_asked() {
+        let delta = br#"{"choices":[{"index":0,"delta":{"content":"hi"}}]}"#.to_vec();
+        let usage = br#"{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1}}"#.to_vec();
+        let quiet = Encoder::new("");
+        assert_eq!(
+            quiet
+                .push(vec![delta.clone(), usage.clone()])
+                .unwrap()
+                .len(),
+            1
+        );
+        let asked =
+            decode_request(br#"{"stream":true,"stream_options":{"include_usage":true}}"#.to_vec())
+                .unwrap();
+        assert_eq!(asked.note, NOTE_USAGE_WANTED);
+        assert_eq!(
+            Encoder::new(&asked.note)
+                .push(vec![delta, usage])
+                .unwrap()
+                .len(),
+            2
+        );
     }
 
     #[test]

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Load harness: direct-to-mock vs nginx (a bare proxy hop) vs llmgate, in one
+run, interleaved, on loopback. Standard library only; started by ./run.
+
+Every figure for a proxy is taken against the direct baseline measured in the
+same round, so machine noise cancels out as far as it can.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / "target" / "release"
+HERE = Path(__file__).resolve().parent
+KEY = "sk-bench"
+
+# Pinning: the proxy under test gets core 0; load generator and mock share
+# core 1. Both proxies run one worker (nginx worker_processes 1, llmgate's
+# runtime sizes itself to its one allowed core), so they compete on equal terms.
+PROXY_CPU, LOAD_CPU = "0", "1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Procs:
+    def __init__(self):
+        self.procs = []
+
+    def start(self, args, cpu, **kw):
+        p = subprocess.Popen(["taskset", "-c", cpu, *args], **kw)
+        self.procs.append(p)
+        return p
+
+    def stop(self):
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def start_mock(procs, *args) -> int:
+    p = procs.start([str(BIN / "mock-upstream"), "--listen", "127.0.0.1:0", *args], LOAD_CPU,
+                    stdout=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    return int(re.search(r":(\d+)\s*$", line).group(1))
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {tmp}/nginx.pid;
+error_log {tmp}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    client_max_body_size 64m;
+    client_body_buffer_size 1m;
+    upstream fast {{ server 127.0.0.1:{fast}; keepalive 128; }}
+    upstream slow {{ server 127.0.0.1:{stream}; keepalive 128; }}
+    server {{
+        listen 127.0.0.1:{port_fast};
+        location / {{ proxy_pass http://fast; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port_stream};
+        location / {{ proxy_pass http://slow; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }}
+    }}
+}}
+"""
+
+LLMGATE_CONF = """
+[server]
+listen = "127.0.0.1:{port}"
+api_keys = ["{key}"]
+
+[[providers]]
+name = "fast"
+adapter = "openai"
+base_url = "http://127.0.0.1:{fast}/v1"
+
+[[providers]]
+name = "stream"
+adapter = "openai"
+base_url = "http://127.0.0.1:{stream}/v1"
+
+[[models]]
+name = "bench"
+routes = [{{ provider = "fast", model = "mock-small" }}]
+
+[[models]]
+name = "bench-stream"
+routes = [{{ provider = "stream", model = "mock-small" }}]
+"""
+
+WRK_LUA = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer {key}"
+local f = io.open("{body}", "rb")
+wrk.body = f:read("*a")
+f:close()
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {{"requests":%d,"duration_us":%d,"errors":%d,"status_errors":%d,"p50":%d,"p99":%d}}\\n',
+    summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+
+def chat_body(model: str, prompt_bytes: int, stream: bool = False) -> bytes:
+    # A realistic chat request: system + user message, sampling settings.
+    filler = ("The quick brown fox jumps over the lazy dog. " * (prompt_bytes // 45 + 1))[:prompt_bytes]
+    return json.dumps({
+        "model": model,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": filler},
+        ],
+        "temperature": 0.2,
+        "max_tokens": 256,
+        "stream": stream,
+    }).encode()
+
+
+def wrk(tmp: Path, url: str, body: bytes, connections: int, seconds: int) -> dict:
+    body_file = tmp / f"body-{abs(hash(body))}.json"
+    body_file.write_bytes(body)
+    script = tmp / f"wrk-{abs(hash(body))}.lua"
+    script.write_text(WRK_LUA.format(key=KEY, body=body_file))
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, "wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+         "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def probe(tmp: Path, port: int, path: str, body: bytes, requests: int) -> dict:
+    body_file = tmp / "stream-body.json"
+    body_file.write_bytes(body)
+    out = subprocess.run(
+        ["taskset", "-c", LOAD_CPU, str(BIN / "stream-probe"), f"127.0.0.1:{port}", path, str(body_file), KEY,
+         str(requests)],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return json.loads(out)
+
+
+def pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=5, help="duration of each wrk measurement")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
+    ap.add_argument("--stream-requests", type=int, default=10, help="streamed requests per target per round")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    args = ap.parse_args()
+    for tool in ("wrk", "nginx", "taskset"):
+        if not shutil.which(tool) and not Path("/usr/sbin/" + tool).exists():
+            sys.exit(f"{tool} is missing (./run installs it)")
+
+    tmp = Path(tempfile.mkdtemp(prefix="llmgate-bench-"))
+    procs = Procs()
+    try:
+        fast = start_mock(procs, "--chunks", "8")
+        stream = start_mock(procs, "--chunks", "64", "--delay-ms", "20")
+
+        ports = {"direct": fast, "nginx": free_port(), "llmgate": free_port()}
+        stream_ports = {"direct": stream, "nginx": free_port(), "llmgate": ports["llmgate"]}
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (tmp / d).mkdir()
+        (tmp / "nginx.conf").write_text(NGINX_CONF.format(
+            tmp=tmp, fast=fast, stream=stream, port_fast=ports["nginx"], port_stream=stream_ports["nginx"]))
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        procs.start([nginx_bin, "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")], PROXY_CPU)
+
+        (tmp / "llmgate.toml").write_text(LLMGATE_CONF.format(port=ports["llmgate"], key=KEY, fast=fast, stream=stream))
+        gate_log = open(tmp / "llmgate.log", "w")
+        gate = procs.start([str(BIN / "llmgate"), "serve", "--config", str(tmp / "llmgate.toml")], PROXY_CPU,
+                           stdout=gate_log, stderr=gate_log, env=dict(os.environ, RUST_LOG="info"))
+        for port in (ports["nginx"], stream_ports["nginx"], ports["llmgate"]):
+            wait_port(port)
+        time.sleep(1.0)
+        rss_idle = rss_kib(gate.pid)
+
+        model_for = {"direct": "mock-small", "nginx": "mock-small", "llmgate": "bench"}
+        cases = [
+            ("c1", 1, 1024),
+            ("c64", 64, 1024),
+            ("c1-64k", 1, 64 * 1024),
+        ]
+        raw = {case: {t: [] for t in ports} for case, _, _ in cases}
+        streams = {t: {"ttfb": [], "gap": []} for t in ports}
+        for r in range(args.rounds):
+            for case, conns, size in cases:
+                for target, port in ports.items():
+                    res = wrk(tmp, f"http://127.0.0.1:{port}/v1/chat/completions",
+                              chat_body(model_for[target], size), conns, args.seconds)
+                    raw[case][target].append(res)
+                    print(f"round {r + 1} {case:7} {target:8} {res['rps']:9.0f} req/s  p50 {res['p50']:6} us  "
+                          f"p99 {res['p99']:6} us  errors {res['errors'] + res['status_errors']}", file=sys.stderr)
+            for target, port in stream_ports.items():
+                model = "bench-stream" if target == "llmgate" else "mock-small"
+                res = probe(tmp, port, "/v1/chat/completions", chat_body(model, 1024, stream=True),
+                            args.stream_requests)
+                streams[target]["ttfb"] += res["ttfb_us"]
+                streams[target]["gap"] += res["max_gap_us"]
+                print(f"round {r + 1} stream  {target:8} ttfb p50 {pct(res['ttfb_us'], 50)} us  "
+                      f"max gap {max(res['max_gap_us'])} us  events {res['events'][0]}", file=sys.stderr)
+        rss_after = rss_kib(gate.pid)
+    finally:
+        procs.stop()
+
+    # Per round, a proxy's added latency is its figure minus direct's in that round.
+    def added(case, target, key):
+        return statistics.median(
+            t[key] - d[key] for t, d in zip(raw[case][target], raw[case]["direct"]))
+
+    def rps(case, target):
+        return statistics.median(x["rps"] for x in raw[case][target])
+
+    def errors(case, target):
+        return sum(x["errors"] + x["status_errors"] for x in raw[case][target])
+
+    summary = {"machine": machine(), "rounds": args.rounds, "seconds": args.seconds}
+    for target in ("nginx", "llmgate"):
+        summary[target] = {
+            "added_p50_us_c1": added("c1", target, "p50"),
+            "added_p99_us_c1": added("c1", target, "p99"),
+            "added_p50_us_c1_64k": added("c1-64k", target, "p50"),
+            "added_p99_us_c1_64k": added("c1-64k", target, "p99"),
+            "rps_c64": rps("c64", target),
+            "p99_us_c64": statistics.median(x["p99"] for x in raw["c64"][target]),
+            "errors": sum(errors(c, target) for c, _, _ in cases),
+            "stream_added_ttfb_p50_us": pct(streams[target]["ttfb"], 50) - pct(streams["direct"]["ttfb"], 50),
+            "stream_added_ttfb_p99_us": pct(streams[target]["ttfb"], 99) - pct(streams["direct"]["ttfb"], 99),
+            "stream_added_max_gap_us": max(streams[target]["gap"]) - max(streams["direct"]["gap"]),
+        }
+    summary["direct"] = {"rps_c64": rps("c64", "direct"), "p50_us_c1": statistics.median(
+        x["p50"] for x in raw["c1"]["direct"]), "errors": sum(errors(c, "direct") for c, _, _ in cases)}
+    summary["llmgate"]["rss_idle_kib"] = rss_idle
+    summary["llmgate"]["rss_after_kib"] = rss_after
+    summary["raw"] = raw
+    summary["budget"] = budget(summary)
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (out / f"bench-{stamp}.json").write_text(json.dumps(summary, indent=2))
+    table = render(summary)
+    (out / f"bench-{stamp}.md").write_text(table)
+    print(table)
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0 if all(ok for _, ok, _ in summary["budget"]) else 1)
+
+
+def budget(s):
+    n, g = s["nginx"], s["llmgate"]
+
+    def ratio(a, b):
+        return a / b if b > 0 else float("inf") if a > 0 else 1.0
+
+    lines = []
+    # A floor: on loopback nginx can add less than wrk's 1 µs resolution in
+    # noise; ratios against ~0 mean nothing, so both are floored at 10 µs.
+    for key in ("added_p50_us_c1", "added_p99_us_c1"):
+        r = ratio(max(g[key], 10), max(n[key], 10))
+        lines.append((f"{key}: llmgate/nginx = {r:.2f} (<= 1.5)", r <= 1.5, r))
+    r = g["rps_c64"] / n["rps_c64"]
+    lines.append((f"rps at c64: llmgate/nginx = {r:.2f} (>= 0.7), errors {g['errors']}", r >= 0.7 and g["errors"] == 0, r))
+    lines.append((f"stream added TTFB p99 = {g['stream_added_ttfb_p99_us']} us (< 1000)",
+                  g["stream_added_ttfb_p99_us"] < 1000, g["stream_added_ttfb_p99_us"]))
+    lines.append((f"stream added max gap = {g['stream_added_max_gap_us']} us (< 1000)",
+                  g["stream_added_max_gap_us"] < 1000, g["stream_added_max_gap_us"]))
+    lines.append((f"RSS idle = {g['rss_idle_kib'] / 1024:.1f} MiB (< 40)", g["rss_idle_kib"] < 40 * 1024,
+                  g["rss_idle_kib"]))
+    r = g["rss_after_kib"] / g["rss_idle_kib"]
+    lines.append((f"RSS after load / idle = {r:.2f} (<= 2)", r <= 2.0, r))
+    return lines
+
+
+def render(s) -> str:
+    n, g, d = s["nginx"], s["llmgate"], s["direct"]
+    rows = [
+        ("added latency p50, c=1, 1 KB (us)", "0", n["added_p50_us_c1"], g["added_p50_us_c1"]),
+        ("added latency p99, c=1, 1 KB (us)", "0", n["added_p99_us_c1"], g["added_p99_us_c1"]),
+        ("added latency p50, c=1, 64 KB (us)", "0", n["added_p50_us_c1_64k"], g["added_p50_us_c1_64k"]),
+        ("added latency p99, c=1, 64 KB (us)", "0", n["added_p99_us_c1_64k"], g["added_p99_us_c1_64k"]),
+        ("requests/s, c=64", f"{d['rps_c64']:.0f}", f"{n['rps_c64']:.0f}", f"{g['rps_c64']:.0f}"),
+        ("p99 at c=64 (us)", "", n["p99_us_c64"], g["p99_us_c64"]),
+        ("stream added TTFB p50 (us)", "0", n["stream_added_ttfb_p50_us"], g["stream_added_ttfb_p50_us"]),
+        ("stream added TTFB p99 (us)", "0", n["stream_added_ttfb_p99_us"], g["stream_added_ttfb_p99_us"]),
+        ("stream added max gap (us)", "0", n["stream_added_max_gap_us"], g["stream_added_max_gap_us"]),
+        ("errors", d["errors"], n["errors"], g["errors"]),
+        ("RSS idle / after load (MiB)", "", "", f"{g['rss_idle_kib'] / 1024:.1f} / {g['rss_after_kib'] / 1024:.1f}"),
+    ]
+    out = [f"machine: {s['machine']}; {s['rounds']} interleaved rounds of {s['seconds']} s per case", "",
+           "| figure | direct | nginx | llmgate |", "|---|---:|---:|---:|"]
+    out += [f"| {a} | {b} | {c} | {e} |" for a, b, c, e in rows]
+    out += ["", "budget:"]
+    out += [f"- [{'x' if ok else ' '}] {text}" for text, ok, _ in s["budget"]]
+    return "\n".join(out) + "\n"
+
+
+def machine() -> str:
+    cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines()
+                if l.startswith("model name")), "unknown cpu")
+    return f"{os.cpu_count()} cores ({cpu}), Linux {os.uname().release}"
+
+
+if __name__ == "__main__":
+    main()
