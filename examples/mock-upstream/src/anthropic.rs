@@ -198,8 +198,9 @@ pub fn stream(
     frames.push(event(
         "content_block_start",
         json!({"type": "content_block_start", "index": 0, "content_block": start}),
-    ));
-    frames.push(event("ping", json!({"type": "ping"})));
+    )
+    .now());
+    frames.push(event("ping", json!({"type": "ping"})).now());
     let broken = crate::script::stream_break(model);
     for (i, piece) in pieces.iter().enumerate() {
         let delta = match reply {
@@ -227,7 +228,7 @@ pub fn stream(
         json!({"type": "content_block_stop", "index": 0}),
     ));
     frames.push(event("message_delta", json!({"type": "message_delta",
-        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": reply.tokens()}})));
-    frames.push(event("message_stop", json!({"type": "message_stop"})));
+        "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": reply.tokens()}})).now());
+    frames.push(event("message_stop", json!({"type": "message_stop"})).now());
     sse_response(frames, settings.delay)
 }

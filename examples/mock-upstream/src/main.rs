@@ -259,7 +259,8 @@ async fn handle(
     };
     let reply = Reply::plan(&conv, settings.chunks);
     let stream = request["stream"].as_bool().unwrap_or(false);
-    if !stream {
+    // Even a zero sleep waits for the timer wheel's next 1 ms tick.
+    if !stream && !settings.delay.is_zero() {
         tokio::time::sleep(settings.delay).await;
     }
     Ok(match (dialect, stream) {
@@ -272,8 +273,11 @@ async fn handle(
 
 /// One step of a scripted stream.
 pub enum Frame {
-    /// Bytes of one SSE event.
+    /// Bytes of one SSE event, sent `delay` after the previous one.
     Bytes(Bytes),
+    /// Bytes sent right after the previous frame: the closing events real
+    /// providers send back to back (finish, usage, end marker).
+    Now(Bytes),
     /// Stop sending, keep the connection open.
     Stall,
     /// Close the connection without the end marker.
@@ -290,6 +294,14 @@ impl Frame {
     pub fn event(name: &str, data: &str) -> Frame {
         Frame::Bytes(Bytes::from(format!("event: {name}\ndata: {data}\n\n")))
     }
+
+    /// The same frame, sent without waiting.
+    pub fn now(self) -> Frame {
+        match self {
+            Frame::Bytes(b) => Frame::Now(b),
+            other => other,
+        }
+    }
 }
 
 /// Sends frames `delay` apart (the first at once).
@@ -298,6 +310,9 @@ pub fn sse_response(frames: Vec<Frame>, delay: Duration) -> Response<Body> {
         (frames.into_iter(), true),
         move |(mut frames, first)| async move {
             let bytes = match frames.next()? {
+                Frame::Now(b) => {
+                    return Some((Ok(hyper::body::Frame::data(b)), (frames, false)));
+                }
                 Frame::Bytes(b) => b,
                 Frame::Stall => {
                     tokio::time::sleep(script::FOREVER).await;

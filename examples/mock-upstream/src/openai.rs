@@ -233,8 +233,9 @@ pub fn stream(
                 "usage": usage(conv.prompt_words, reply.tokens()),
             })
             .to_string(),
-        ));
+        )
+        .now());
     }
-    frames.push(Frame::data("[DONE]"));
+    frames.push(Frame::data("[DONE]").now());
     sse_response(frames, settings.delay)
 }
