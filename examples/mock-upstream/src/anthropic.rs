@@ -195,11 +195,13 @@ pub fn stream(
             "tool_use",
         ),
     };
-    frames.push(event(
-        "content_block_start",
-        json!({"type": "content_block_start", "index": 0, "content_block": start}),
-    )
-    .now());
+    frames.push(
+        event(
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": start}),
+        )
+        .now(),
+    );
     frames.push(event("ping", json!({"type": "ping"})).now());
     let broken = crate::script::stream_break(model);
     for (i, piece) in pieces.iter().enumerate() {

@@ -226,15 +226,17 @@ pub fn stream(
     };
     frames.push(chunk(json!({}), json!(finish)));
     if include_usage {
-        frames.push(Frame::data(
-            &json!({
-                "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000,
-                "model": model, "system_fingerprint": "fp_mock", "choices": [],
-                "usage": usage(conv.prompt_words, reply.tokens()),
-            })
-            .to_string(),
-        )
-        .now());
+        frames.push(
+            Frame::data(
+                &json!({
+                    "id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": 1700000000,
+                    "model": model, "system_fingerprint": "fp_mock", "choices": [],
+                    "usage": usage(conv.prompt_words, reply.tokens()),
+                })
+                .to_string(),
+            )
+            .now(),
+        );
     }
     frames.push(Frame::data("[DONE]").now());
     sse_response(frames, settings.delay)

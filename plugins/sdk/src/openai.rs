@@ -32,6 +32,11 @@ pub struct Options {
     /// that reject the field.
     #[serde(default = "yes")]
     pub stream_usage: bool,
+    /// Clamp `max_tokens` / `max_completion_tokens` to this: clients written
+    /// for other models ask for more output than some models allow (Claude
+    /// Code asks for 32000; gpt-4o stops at 16384 and refuses the request).
+    #[serde(default)]
+    pub max_output_tokens: Option<u64>,
 }
 
 fn yes() -> bool {
@@ -53,6 +58,20 @@ pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, 
     let bad = |e: json::NotAnObject| PluginError::bad_request(format!("request body: {e}"));
     let mut out =
         json::set_member(body, "model", &json::string_value(&ctx.upstream_model)).map_err(bad)?;
+    if let Some(cap) = options.max_output_tokens {
+        for field in ["max_tokens", "max_completion_tokens"] {
+            let members = json::members(&out).map_err(bad)?;
+            let asked = json::find(&out, &members, field).and_then(|m| {
+                std::str::from_utf8(&out[m.value.clone()])
+                    .ok()?
+                    .parse::<u64>()
+                    .ok()
+            });
+            if asked.is_some_and(|n| n > cap) {
+                out = json::set_member(&out, field, cap.to_string().as_bytes()).map_err(bad)?;
+            }
+        }
+    }
     let mut stream_note = String::new();
     if ctx.stream && options.stream_usage {
         let members = json::members(&out).map_err(bad)?;
@@ -506,6 +525,21 @@ mod tests {
         assert_eq!(
             build_request(&c, b"{}").unwrap_err().kind,
             ErrorKind::Internal
+        );
+    }
+
+    #[test]
+    fn output_tokens_are_clamped_when_configured() {
+        let mut c = ctx(false);
+        c.options = r#"{"max_output_tokens":16384}"#.into();
+        let req = build_request(
+            &c,
+            br#"{"model":"m","max_tokens":32000,"max_completion_tokens":100}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            req.body,
+            br#"{"model":"gpt-4o-mini","max_tokens":16384,"max_completion_tokens":100}"#
         );
     }
 

@@ -172,7 +172,12 @@ pub fn translate_request(
         // OpenAI's range is 0..2, Anthropic's 0..1.
         out.insert("temperature".into(), json!(t.min(1.0)));
     }
-    if let Some(p) = req.get("top_p") {
+    // Recent Claude models refuse temperature and top_p together; the
+    // temperature is the one clients usually mean.
+    if let Some(p) = req
+        .get("top_p")
+        .filter(|_| !out.contains_key("temperature"))
+    {
         out.insert("top_p".into(), p.clone());
     }
     match req.get("stop") {
@@ -191,7 +196,17 @@ pub fn translate_request(
         out.insert("metadata".into(), json!({ "user_id": user }));
     }
     translate_tools(req, &mut out)?;
-    if let Some(effort) = req.get("reasoning_effort").and_then(Value::as_str) {
+    // Anthropic refuses thinking with a forced tool choice; forcing the tool
+    // is what the client required, thinking only what it preferred.
+    let forced_tool = matches!(
+        out.get("tool_choice").and_then(|c| c["type"].as_str()),
+        Some("any" | "tool")
+    );
+    if let Some(effort) = req
+        .get("reasoning_effort")
+        .and_then(Value::as_str)
+        .filter(|_| !forced_tool)
+    {
         let budget: u64 = match effort {
             "minimal" | "low" => 1024,
             "medium" => 4096,
@@ -501,6 +516,8 @@ impl Decoder {
                         Some("thinking_delta") => {
                             Some(json!({ "reasoning_content": delta["thinking"] }))
                         }
+                        // Anthropic opens every tool input with an empty fragment.
+                        Some("input_json_delta") if delta["partial_json"] == "" => None,
                         Some("input_json_delta") => {
                             let block = data["index"].as_u64().unwrap_or(0);
                             let index = *self.tool_index.get(&block).ok_or_else(|| {

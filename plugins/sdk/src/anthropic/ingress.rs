@@ -79,15 +79,8 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
     if let Some(user) = req["metadata"]["user_id"].as_str() {
         out.insert("user".into(), user.into());
     }
-    if req["thinking"]["type"] == "enabled" {
-        let budget = req["thinking"]["budget_tokens"].as_u64().unwrap_or(4096);
-        let effort = match budget {
-            0..4096 => "low",
-            4096..16384 => "medium",
-            _ => "high",
-        };
-        out.insert("reasoning_effort".into(), effort.into());
-    }
+    // `thinking` is not carried over: OpenAI-dialect models that do not
+    // reason refuse `reasoning_effort` outright, and those that do reason anyway.
     decode_tools(&req, &mut out)?;
     Ok(DecodedRequest {
         canonical: serde_json::to_vec(&Value::Object(out)).expect("values serialize"),

@@ -1,0 +1,182 @@
+//! Golden tests for every translation: `tests/golden/<dialect>/<direction>/<case>.in.*`
+//! goes through the translation and must equal `<case>.out.json` exactly.
+//! Streams are also fed one event (or chunk) at a time and must give the same
+//! output as fed all at once.
+//!
+//! `UPDATE_GOLDEN=1 cargo test -p llmgate-plugin-sdk --test golden` writes
+//! the outputs; review every changed file before committing it.
+
+use std::path::{Path, PathBuf};
+
+use llmgate_plugin_sdk::adapter::CallContext;
+use llmgate_plugin_sdk::anthropic::{egress, ingress};
+use llmgate_plugin_sdk::types::SseEvent;
+use serde_json::{Value, json};
+
+fn ctx(stream: bool) -> CallContext {
+    CallContext {
+        upstream_model: "claude-sonnet-4-5".into(),
+        stream,
+        options: "{}".into(),
+        unix_time: 1_700_000_000,
+    }
+}
+
+/// Runs `translate` on every `*.in.<ext>` in `dir` and compares with `*.out.json`.
+fn check(dir: &str, ext: &str, translate: impl Fn(&[u8]) -> Value) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(dir);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(&format!(".in.{ext}")))
+        .collect();
+    cases.sort();
+    assert!(!cases.is_empty(), "no cases in {}", dir.display());
+    for input in cases {
+        let expected_path = PathBuf::from(
+            input
+                .to_string_lossy()
+                .replace(&format!(".in.{ext}"), ".out.json"),
+        );
+        let actual = translate(&std::fs::read(&input).unwrap());
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(
+                &expected_path,
+                serde_json::to_string_pretty(&actual).unwrap() + "\n",
+            )
+            .unwrap();
+            continue;
+        }
+        let expected: Value = serde_json::from_slice(
+            &std::fs::read(&expected_path)
+                .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display())),
+        )
+        .unwrap();
+        assert_eq!(
+            actual,
+            expected,
+            "{} differs from {}:\n{}",
+            input.display(),
+            expected_path.display(),
+            serde_json::to_string_pretty(&actual).unwrap()
+        );
+    }
+}
+
+/// A minimal SSE parser for fixtures (the host's framer is tested on its own).
+fn parse_sse(text: &[u8]) -> Vec<SseEvent> {
+    String::from_utf8_lossy(text)
+        .split("\n\n")
+        .filter(|block| !block.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = Vec::new();
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = Some(v.trim().to_string());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push(v.trim_start().to_string());
+                }
+            }
+            SseEvent {
+                event,
+                data: data.join("\n"),
+            }
+        })
+        .collect()
+}
+
+fn json_of(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).expect("output is JSON")
+}
+
+fn events_value(events: &[SseEvent]) -> Value {
+    Value::Array(
+        events
+            .iter()
+            .map(|e| json!({ "event": e.event, "data": serde_json::from_str::<Value>(&e.data).unwrap() }))
+            .collect(),
+    )
+}
+
+#[test]
+fn anthropic_egress_request() {
+    check("anthropic/egress_request", "json", |input| {
+        let canonical: Value = serde_json::from_slice(input).unwrap();
+        let options = egress::Options::parse("{}").unwrap();
+        egress::translate_request(&canonical, "claude-sonnet-4-5", &options).unwrap()
+    });
+}
+
+#[test]
+fn anthropic_egress_response() {
+    check("anthropic/egress_response", "json", |input| {
+        let parsed = egress::parse_response(&ctx(false), input, false).unwrap();
+        json_of(&parsed.body.unwrap())
+    });
+}
+
+#[test]
+fn anthropic_egress_stream() {
+    check("anthropic/egress_stream", "sse", |input| {
+        let events = parse_sse(input);
+        let run = |batches: Vec<Vec<SseEvent>>| {
+            let mut decoder = egress::Decoder::new(&ctx(true), false);
+            let mut chunks = Vec::new();
+            for batch in batches {
+                chunks.extend(decoder.push(batch).unwrap().chunks);
+            }
+            let last = decoder.finish().unwrap();
+            chunks.extend(last.chunks);
+            let u = last.usage.unwrap();
+            json!({
+                "chunks": chunks.iter().map(|c| json_of(c)).collect::<Vec<_>>(),
+                "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+            })
+        };
+        let whole = run(vec![events.clone()]);
+        let one_by_one = run(events.into_iter().map(|e| vec![e]).collect());
+        assert_eq!(whole, one_by_one, "batching must not change the output");
+        whole
+    });
+}
+
+#[test]
+fn anthropic_ingress_request() {
+    check("anthropic/ingress_request", "json", |input| {
+        json_of(&ingress::decode_request(input).unwrap().canonical)
+    });
+}
+
+#[test]
+fn anthropic_ingress_response() {
+    check("anthropic/ingress_response", "json", |input| {
+        json_of(&ingress::encode_response(input, "claude-sonnet-4-5").unwrap())
+    });
+}
+
+#[test]
+fn anthropic_ingress_stream() {
+    check("anthropic/ingress_stream", "json", |input| {
+        let chunks: Vec<Value> = serde_json::from_slice(input).unwrap();
+        let bytes: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| serde_json::to_vec(c).unwrap())
+            .collect();
+        let run = |batches: Vec<Vec<Vec<u8>>>| {
+            let encoder = ingress::Encoder::new("claude-sonnet-4-5");
+            let mut events = Vec::new();
+            for batch in batches {
+                events.extend(encoder.push(batch).unwrap());
+            }
+            events.extend(encoder.finish());
+            events_value(&events)
+        };
+        let whole = run(vec![bytes.clone()]);
+        let one_by_one = run(bytes.into_iter().map(|c| vec![c]).collect());
+        assert_eq!(whole, one_by_one, "batching must not change the output");
+        whole
+    });
+}
