@@ -31,6 +31,10 @@
 //! `GET /mock/stats` returns how many chat requests each model name and each
 //! presented key received, so tests can see which backends were tried.
 
+// The error side of `conversation` is a ready HTTP answer, built once per
+// rejected request; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
 mod anthropic;
 mod openai;
 mod script;
