@@ -94,27 +94,54 @@ pub async fn serve(
 }
 
 /// What a request path asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     Health,
     /// The model list, in a dialect's shape.
     Models(&'static str),
     /// A chat request in a dialect (`openai` chat completions, `anthropic` messages).
     Chat(&'static str),
+    /// A Gemini generateContent call: the model and the stream choice are in the path.
+    Generate {
+        model: String,
+        stream: bool,
+    },
     /// Anthropic's token counting.
     CountTokens,
     /// Nothing here; errors in this dialect.
     Unknown(&'static str),
 }
 
-/// Maps method and path to an endpoint. Anthropic clients also reach
-/// `/v1/models`; they say so with their `anthropic-version` header.
-fn endpoint(method: &Method, path: &str, anthropic_client: bool) -> Endpoint {
+/// Which dialect a client speaks when the path alone does not say: Anthropic
+/// and Gemini clients also call `/v1/models`, each with its own key header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClientHint {
+    None,
+    Anthropic,
+    Gemini,
+}
+
+impl ClientHint {
+    fn of(headers: &http::HeaderMap) -> ClientHint {
+        if headers.contains_key("anthropic-version") {
+            ClientHint::Anthropic
+        } else if headers.contains_key("x-goog-api-key") {
+            ClientHint::Gemini
+        } else {
+            ClientHint::None
+        }
+    }
+}
+
+/// Maps method and path to an endpoint.
+fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
     let path = path.trim_end_matches('/');
-    let dialect = if path.starts_with("/anthropic/") || anthropic_client {
-        "anthropic"
-    } else {
-        "openai"
+    let dialect = match hint {
+        _ if path.starts_with("/anthropic/") => "anthropic",
+        _ if path.starts_with("/gemini/") || path.starts_with("/v1beta/") => "gemini",
+        ClientHint::Anthropic => "anthropic",
+        ClientHint::Gemini => "gemini",
+        ClientHint::None => "openai",
     };
     match (method, path) {
         (&Method::GET, "/health" | "/healthz") => Endpoint::Health,
@@ -127,8 +154,33 @@ fn endpoint(method: &Method, path: &str, anthropic_client: bool) -> Endpoint {
         (&Method::POST, "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens") => {
             Endpoint::CountTokens
         }
+        (&Method::GET, "/v1beta/models" | "/gemini/v1beta/models") => Endpoint::Models("gemini"),
+        (&Method::POST, _) => match gemini_call(path) {
+            Some((model, stream)) => Endpoint::Generate {
+                model: model.to_string(),
+                stream,
+            },
+            None => Endpoint::Unknown(dialect),
+        },
         _ => Endpoint::Unknown(dialect),
     }
+}
+
+/// `/v1beta/models/{model}:generateContent` or `:streamGenerateContent`
+/// (also `/v1/...`, which google-genai uses, and under `/gemini/`): the
+/// model and whether to stream.
+fn gemini_call(path: &str) -> Option<(&str, bool)> {
+    let rest = path.strip_prefix("/gemini").unwrap_or(path);
+    let call = rest
+        .strip_prefix("/v1beta/models/")
+        .or_else(|| rest.strip_prefix("/v1/models/"))?;
+    let (model, method) = call.rsplit_once(':')?;
+    let stream = match method {
+        "generateContent" => false,
+        "streamGenerateContent" => true,
+        _ => return None,
+    };
+    (!model.is_empty() && !model.contains('/')).then_some((model, stream))
 }
 
 /// Routes one request.
@@ -138,10 +190,14 @@ async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let runtime = gateway.runtime.load_full();
-    let anthropic_client = req.headers().contains_key("anthropic-version");
-    let endpoint = endpoint(req.method(), req.uri().path(), anthropic_client);
+    let endpoint = endpoint(
+        req.method(),
+        req.uri().path(),
+        ClientHint::of(req.headers()),
+    );
     let dialect = match endpoint {
         Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
+        Endpoint::Generate { .. } => "gemini",
         Endpoint::CountTokens => "anthropic",
         Endpoint::Health => "openai",
     };
@@ -157,7 +213,7 @@ async fn handle(
             Ok(()) => list_models(&runtime, dialect),
             Err(err) => proxy::error_response(&ingress, &err),
         },
-        Endpoint::Chat(_) => match read_request(&runtime, req).await {
+        Endpoint::Chat(_) | Endpoint::Generate { .. } => match read_request(&runtime, req).await {
             Ok(body) => {
                 let call = Call {
                     id: format!("{:016x}", proxy::random_u64()),
@@ -165,6 +221,10 @@ async fn handle(
                     body,
                     started,
                     route_headers: runtime.route_headers,
+                    path_route: match endpoint {
+                        Endpoint::Generate { model, stream } => Some((model, stream)),
+                        _ => None,
+                    },
                 };
                 proxy::chat(runtime, call).await
             }
@@ -235,7 +295,7 @@ async fn read_request(runtime: &Runtime, req: Request<Incoming>) -> Result<Bytes
 }
 
 /// The client key from `Authorization: Bearer`, `x-api-key` (Anthropic
-/// clients) or `x-goog-api-key` (Gemini clients).
+/// clients), `x-goog-api-key` or the `key` query parameter (Gemini clients).
 fn client_key<B>(req: &Request<B>) -> Option<&str> {
     let headers = req.headers();
     if let Some(value) = headers
@@ -250,6 +310,12 @@ fn client_key<B>(req: &Request<B>) -> Option<&str> {
     ["x-api-key", "x-goog-api-key"]
         .iter()
         .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .or_else(|| {
+            req.uri()
+                .query()?
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("key="))
+        })
 }
 
 fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<(), GatewayError> {
@@ -267,7 +333,16 @@ fn list_models(runtime: &Runtime, dialect: &str) -> Response<ResponseBody> {
         .iter()
         .flat_map(|m| std::iter::once(&m.name).chain(&m.aliases))
         .collect();
-    let body = if dialect == "anthropic" {
+    let body = if dialect == "gemini" {
+        let models: Vec<serde_json::Value> = names
+            .iter()
+            .map(|id| {
+                serde_json::json!({"name": format!("models/{id}"), "displayName": id,
+                    "supportedGenerationMethods": ["generateContent", "streamGenerateContent"]})
+            })
+            .collect();
+        serde_json::json!({ "models": models })
+    } else if dialect == "anthropic" {
         let data: Vec<serde_json::Value> = names
             .iter()
             .map(|id| {
@@ -319,31 +394,31 @@ mod tests {
     #[test]
     fn paths_map_to_dialect_endpoints() {
         assert_eq!(
-            endpoint(&Method::POST, "/v1/messages", false),
+            endpoint(&Method::POST, "/v1/messages", ClientHint::None),
             Endpoint::Chat("anthropic")
         );
         assert_eq!(
-            endpoint(&Method::POST, "/anthropic/v1/messages/", false),
+            endpoint(&Method::POST, "/anthropic/v1/messages/", ClientHint::None),
             Endpoint::Chat("anthropic")
         );
         assert_eq!(
-            endpoint(&Method::POST, "/v1/chat/completions", false),
+            endpoint(&Method::POST, "/v1/chat/completions", ClientHint::None),
             Endpoint::Chat("openai")
         );
         assert_eq!(
-            endpoint(&Method::GET, "/v1/models", true),
+            endpoint(&Method::GET, "/v1/models", ClientHint::Anthropic),
             Endpoint::Models("anthropic")
         );
         assert_eq!(
-            endpoint(&Method::GET, "/v1/models", false),
+            endpoint(&Method::GET, "/v1/models", ClientHint::None),
             Endpoint::Models("openai")
         );
         assert_eq!(
-            endpoint(&Method::GET, "/anthropic/v1/nope", false),
+            endpoint(&Method::GET, "/anthropic/v1/nope", ClientHint::None),
             Endpoint::Unknown("anthropic")
         );
         assert_eq!(
-            endpoint(&Method::GET, "/v1/chat/completions", false),
+            endpoint(&Method::GET, "/v1/chat/completions", ClientHint::None),
             Endpoint::Unknown("openai")
         );
     }
@@ -361,5 +436,10 @@ mod tests {
         assert_eq!(client_key(&request("x-api-key", "sk-2")), Some("sk-2"));
         assert_eq!(client_key(&request("x-goog-api-key", "sk-3")), Some("sk-3"));
         assert_eq!(client_key(&request("authorization", "Basic abc")), None);
+        let with_query = Request::builder()
+            .uri("/v1beta/models/m:generateContent?alt=sse&key=sk-4")
+            .body(())
+            .unwrap();
+        assert_eq!(client_key(&with_query), Some("sk-4"));
     }
 }

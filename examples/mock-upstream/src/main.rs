@@ -1,6 +1,8 @@
 //! A mock LLM provider for tests, benchmarks and the quickstart. It speaks
 //! the OpenAI Chat Completions API (`POST /v1/chat/completions`) and the
-//! Anthropic Messages API (`POST /v1/messages`), streamed and not, with tool
+//! Anthropic Messages API (`POST /v1/messages`) and the Gemini API
+//! (`POST /v1beta/models/{model}:generateContent`, `:streamGenerateContent`),
+//! streamed and not, with tool
 //! calls, in the shapes of the providers' API references.
 //!
 //! ```text
@@ -36,6 +38,7 @@
 #![allow(clippy::result_large_err)]
 
 mod anthropic;
+mod gemini;
 mod openai;
 mod script;
 
@@ -150,6 +153,7 @@ async fn serve(listen: SocketAddr, settings: Arc<Settings>) {
 enum Dialect {
     OpenAi,
     Anthropic,
+    Gemini,
 }
 
 async fn handle(
@@ -174,6 +178,7 @@ async fn handle(
         }
         (&Method::POST, "/v1/chat/completions") => Dialect::OpenAi,
         (&Method::POST, "/v1/messages") => Dialect::Anthropic,
+        (&Method::POST, p) if p.starts_with("/v1beta/models/") => Dialect::Gemini,
         _ => {
             return Ok(error_response(
                 404,
@@ -191,6 +196,10 @@ async fn handle(
             .map(str::to_string),
         Dialect::Anthropic => headers
             .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        Dialect::Gemini => headers
+            .get("x-goog-api-key")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
@@ -215,6 +224,11 @@ async fn handle(
                 json!({"type": "error",
                 "error": {"type": "authentication_error", "message": "invalid x-api-key"}}),
             ),
+            Dialect::Gemini => error_response(
+                400,
+                json!({"error": {"code": 400,
+                "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT"}}),
+            ),
         });
     }
     let body = match req.into_body().collect().await {
@@ -236,7 +250,15 @@ async fn handle(
             ));
         }
     };
-    let model = request["model"].as_str().unwrap_or("mock").to_string();
+    // Gemini names the model (and the stream choice) in the path.
+    let gemini_call = path
+        .strip_prefix("/v1beta/models/")
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(model, method)| (model.to_string(), method == "streamGenerateContent"));
+    let model = match &gemini_call {
+        Some((model, _)) => model.clone(),
+        None => request["model"].as_str().unwrap_or("mock").to_string(),
+    };
     *settings
         .seen
         .lock()
@@ -251,18 +273,23 @@ async fn handle(
         return Ok(match dialect {
             Dialect::OpenAi => openai::failure(failure),
             Dialect::Anthropic => anthropic::failure(failure),
+            Dialect::Gemini => gemini::failure(failure),
         });
     }
     let conversation = match dialect {
         Dialect::OpenAi => openai::conversation(&request),
         Dialect::Anthropic => anthropic::conversation(&headers, &request),
+        Dialect::Gemini => gemini::conversation(&request),
     };
     let conv = match conversation {
         Ok(c) => c,
         Err(response) => return Ok(response),
     };
     let reply = Reply::plan(&conv, settings.chunks);
-    let stream = request["stream"].as_bool().unwrap_or(false);
+    let stream = match &gemini_call {
+        Some((_, stream)) => *stream,
+        None => request["stream"].as_bool().unwrap_or(false),
+    };
     // Even a zero sleep waits for the timer wheel's next 1 ms tick.
     if !stream && !settings.delay.is_zero() {
         tokio::time::sleep(settings.delay).await;
@@ -272,6 +299,8 @@ async fn handle(
         (Dialect::OpenAi, true) => openai::stream(&settings, &model, &request, &conv, &reply),
         (Dialect::Anthropic, false) => anthropic::message(&model, &conv, &reply),
         (Dialect::Anthropic, true) => anthropic::stream(&settings, &model, &conv, &reply),
+        (Dialect::Gemini, false) => gemini::generate(&model, &conv, &reply),
+        (Dialect::Gemini, true) => gemini::stream(&settings, &model, &conv, &reply),
     })
 }
 

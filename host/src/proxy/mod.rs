@@ -50,6 +50,8 @@ pub struct Call {
     pub started: Instant,
     /// Whether to add the route headers to the answer.
     pub route_headers: bool,
+    /// Model and stream choice when the URL carries them (Gemini), not the body.
+    pub path_route: Option<(String, bool)>,
 }
 
 /// The fields routing needs; everything else stays unparsed.
@@ -94,10 +96,15 @@ async fn route_and_send(
     record: &mut RequestRecord,
 ) -> Result<Response<ResponseBody>, GatewayError> {
     let summary = summarize(&call.body)?;
-    let alias = summary
-        .model
-        .ok_or_else(|| GatewayError::BadRequest("the request names no model".into()))?;
-    let stream = summary.stream.unwrap_or(false);
+    let (alias, stream) = match &call.path_route {
+        Some((model, stream)) => (Cow::Borrowed(model.as_str()), *stream),
+        None => (
+            summary
+                .model
+                .ok_or_else(|| GatewayError::BadRequest("the request names no model".into()))?,
+            summary.stream.unwrap_or(false),
+        ),
+    };
     record.alias = alias.to_string();
     record.stream = stream;
     let model = runtime

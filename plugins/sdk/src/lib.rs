@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod canonical;
 pub mod error;
+pub mod gemini;
 pub mod json;
 pub mod log;
 pub mod openai;

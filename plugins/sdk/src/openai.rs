@@ -72,6 +72,11 @@ pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, 
             }
         }
     }
+    // The host decides whether to stream; a translated body (from a Gemini
+    // client, whose URL says it) may not carry the flag.
+    if ctx.stream {
+        out = json::set_member(&out, "stream", b"true").map_err(bad)?;
+    }
     let mut stream_note = String::new();
     if ctx.stream && options.stream_usage {
         let members = json::members(&out).map_err(bad)?;
@@ -494,6 +499,16 @@ mod tests {
         );
         assert_eq!(req.path_and_query, "/chat/completions");
         assert!(req.stream_note.is_empty());
+    }
+
+    #[test]
+    fn stream_flag_follows_the_host() {
+        let req = build_request(&ctx(true), br#"{"messages":[]}"#).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            (body["stream"].as_bool(), body["model"].as_str()),
+            (Some(true), Some("gpt-4o-mini"))
+        );
     }
 
     #[test]

@@ -106,7 +106,8 @@ fn anthropic_egress_request() {
     check("anthropic/egress_request", "json", |input| {
         let canonical: Value = serde_json::from_slice(input).unwrap();
         let options = egress::Options::parse("{}").unwrap();
-        egress::translate_request(&canonical, "claude-sonnet-4-5", &options).unwrap()
+        let stream = canonical["stream"] == true;
+        egress::translate_request(&canonical, "claude-sonnet-4-5", stream, &options).unwrap()
     });
 }
 

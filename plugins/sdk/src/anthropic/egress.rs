@@ -52,7 +52,7 @@ pub fn build_request(
     } else {
         let canonical: Value =
             serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
-        let translated = translate_request(&canonical, &ctx.upstream_model, &options)?;
+        let translated = translate_request(&canonical, &ctx.upstream_model, ctx.stream, &options)?;
         serde_json::to_vec(&translated).expect("values serialize")
     };
     Ok(UpstreamRequest {
@@ -74,10 +74,12 @@ pub fn build_request(
     })
 }
 
-/// Canonical (OpenAI chat) request -> Anthropic Messages request.
+/// Canonical (OpenAI chat) request -> Anthropic Messages request. `stream`
+/// is the host's decision (Gemini clients put it in the URL, not the body).
 pub fn translate_request(
     req: &Value,
     model: &str,
+    stream: bool,
     options: &Options,
 ) -> Result<Value, PluginError> {
     let messages = req
@@ -189,7 +191,7 @@ pub fn translate_request(
         }
         _ => {}
     }
-    if req.get("stream").and_then(Value::as_bool) == Some(true) {
+    if stream {
         out.insert("stream".into(), true.into());
     }
     if let Some(user) = req.get("user").and_then(Value::as_str) {
