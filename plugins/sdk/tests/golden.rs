@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use llmgate_plugin_sdk::adapter::CallContext;
 use llmgate_plugin_sdk::anthropic::{egress, ingress};
+use llmgate_plugin_sdk::gemini;
 use llmgate_plugin_sdk::types::SseEvent;
 use serde_json::{Value, json};
 
@@ -178,6 +179,94 @@ fn anthropic_ingress_stream() {
         let whole = run(vec![bytes.clone()]);
         let one_by_one = run(bytes.into_iter().map(|c| vec![c]).collect());
         assert_eq!(whole, one_by_one, "batching must not change the output");
+        whole
+    });
+}
+
+#[test]
+fn gemini_egress_request() {
+    check("gemini/egress_request", "json", |input| {
+        gemini::egress::translate_request(&serde_json::from_slice(input).unwrap()).unwrap()
+    });
+}
+
+#[test]
+fn gemini_egress_response() {
+    check("gemini/egress_response", "json", |input| {
+        json_of(
+            &gemini::egress::parse_response(&ctx(false), input, false)
+                .unwrap()
+                .body
+                .unwrap(),
+        )
+    });
+}
+
+#[test]
+fn gemini_egress_stream() {
+    check("gemini/egress_stream", "sse", |input| {
+        let events = parse_sse(input);
+        let run = |batches: Vec<Vec<SseEvent>>| {
+            let mut decoder = gemini::egress::Decoder::new(&ctx(true), false);
+            let mut chunks = Vec::new();
+            for batch in batches {
+                chunks.extend(decoder.push(batch).unwrap().chunks);
+            }
+            let last = decoder.finish().unwrap();
+            chunks.extend(last.chunks);
+            let u = last.usage.unwrap();
+            json!({
+                "chunks": chunks.iter().map(|c| json_of(c)).collect::<Vec<_>>(),
+                "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+            })
+        };
+        let whole = run(vec![events.clone()]);
+        assert_eq!(
+            whole,
+            run(events.into_iter().map(|e| vec![e]).collect()),
+            "batching must not change the output"
+        );
+        whole
+    });
+}
+
+#[test]
+fn gemini_ingress_request() {
+    check("gemini/ingress_request", "json", |input| {
+        json_of(&gemini::ingress::decode_request(input).unwrap().canonical)
+    });
+}
+
+#[test]
+fn gemini_ingress_response() {
+    check("gemini/ingress_response", "json", |input| {
+        json_of(&gemini::ingress::encode_response(input, "gemini-2.5-flash").unwrap())
+    });
+}
+
+#[test]
+fn gemini_ingress_stream() {
+    check("gemini/ingress_stream", "json", |input| {
+        let chunks: Vec<Value> = serde_json::from_slice(input).unwrap();
+        let bytes: Vec<Vec<u8>> = chunks
+            .iter()
+            .map(|c| serde_json::to_vec(c).unwrap())
+            .collect();
+        let run = |batches: Vec<Vec<Vec<u8>>>| {
+            let encoder = gemini::ingress::Encoder::new("gemini-2.5-flash");
+            let mut events = Vec::new();
+            for batch in batches {
+                events.extend(encoder.push(batch).unwrap());
+            }
+            events.extend(encoder.finish());
+            events_value(&events)
+        };
+        let whole = run(vec![bytes.clone()]);
+        assert_eq!(
+            whole,
+            run(bytes.into_iter().map(|c| vec![c]).collect()),
+            "batching must not change the output"
+        );
         whole
     });
 }
