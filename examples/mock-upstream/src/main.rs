@@ -31,7 +31,9 @@
 //! | `stall-midstream`| streams one delta, then goes silent                     |
 //!
 //! `GET /mock/stats` returns how many chat requests each model name and each
-//! presented key received, so tests can see which backends were tried.
+//! presented key received, so tests can see which backends were tried;
+//! `GET /mock/last-request` returns the last chat request body exactly as
+//! received, so tests can check what a gateway sent.
 
 // The error side of `conversation` is a ready HTTP answer, built once per
 // rejected request; boxing it would only add noise.
@@ -69,6 +71,7 @@ pub struct Settings {
     delay: Duration,
     key: Option<String>,
     seen: Mutex<Seen>,
+    last_body: Mutex<Bytes>,
 }
 
 #[derive(Debug, Default)]
@@ -84,6 +87,7 @@ fn main() {
         delay: Duration::ZERO,
         key: None,
         seen: Mutex::default(),
+        last_body: Mutex::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -169,6 +173,13 @@ async fn handle(
                 &json!({"models": seen.models, "keys": seen.keys}),
             ));
         }
+        (&Method::GET, "/mock/last-request") => {
+            let body = settings.last_body.lock().unwrap().clone();
+            return Ok(Response::builder()
+                .header("content-type", "application/json")
+                .body(Full::new(body).boxed())
+                .unwrap());
+        }
         (&Method::GET, "/v1/models") => {
             return Ok(json_response(
                 200,
@@ -240,6 +251,7 @@ async fn handle(
             ));
         }
     };
+    *settings.last_body.lock().unwrap() = body.clone();
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

@@ -1,0 +1,161 @@
+"""Every client dialect through every foreign backend: each official SDK
+runs a streamed tool-calling conversation (call, then answer to the tool
+result) and gets correct usage. And native Anthropic passthrough keeps the
+client's bytes, cache_control and thinking blocks included."""
+
+import textwrap
+
+import anthropic
+import httpx
+import openai
+import pytest
+from google import genai
+from google.genai import types
+
+from conftest import CLIENT_KEY, PROVIDER_KEY
+
+BACKENDS = {"openai": "via-openai", "anthropic": "via-anthropic", "gemini": "via-gemini"}
+ARGS = {"query": "ping"}
+# The mock answers in 6 deltas: the call's arguments are 6 output tokens, "Tool said: 42" 5.
+CALL_TOKENS, ANSWER_TOKENS = 6, 5
+
+
+@pytest.fixture
+def gw(mock, start_gateway):
+    return start_gateway(textwrap.dedent(
+        f"""
+        [server]
+        listen = "{{listen}}"
+        api_keys = ["${{LLMGATE_E2E_CLIENT_KEY}}"]
+
+        [[providers]]
+        name = "oai"
+        adapter = "openai"
+        base_url = "{mock.url}/v1"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[providers]]
+        name = "ant"
+        adapter = "anthropic"
+        base_url = "{mock.url}"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[providers]]
+        name = "goog"
+        adapter = "gemini"
+        base_url = "{mock.url}"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[models]]
+        name = "via-openai"
+        routes = [{{ provider = "oai", model = "mock-small" }}]
+
+        [[models]]
+        name = "via-anthropic"
+        routes = [{{ provider = "ant", model = "claude-mock" }}]
+
+        [[models]]
+        name = "via-gemini"
+        routes = [{{ provider = "goog", model = "gemini-mock" }}]
+        """
+    ))
+
+
+def openai_conversation(gw, model):
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}}
+    messages = [{"role": "user", "content": "ping"}]
+    calls, usage = {}, None
+    for ch in c.chat.completions.create(model=model, messages=messages, tools=[tool], stream=True,
+                                        stream_options={"include_usage": True}):
+        usage = ch.usage or usage
+        for tc in (ch.choices[0].delta.tool_calls or []) if ch.choices else []:
+            entry = calls.setdefault(tc.index, {"id": None, "name": None, "arguments": ""})
+            entry["id"] = tc.id or entry["id"]
+            entry["name"] = (tc.function and tc.function.name) or entry["name"]
+            entry["arguments"] += (tc.function and tc.function.arguments) or ""
+    assert list(calls) == [0], calls
+    call = calls[0]
+    assert (call["name"], __import__("json").loads(call["arguments"])) == ("lookup", ARGS)
+    assert usage.completion_tokens == CALL_TOKENS and usage.prompt_tokens >= 1
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}]},
+        {"role": "tool", "tool_call_id": call["id"], "content": "42"},
+    ]
+    text, usage = "", None
+    for ch in c.chat.completions.create(model=model, messages=messages, tools=[tool], stream=True,
+                                        stream_options={"include_usage": True}):
+        usage = ch.usage or usage
+        text += (ch.choices[0].delta.content or "") if ch.choices else ""
+    return text, usage.completion_tokens
+
+
+def anthropic_conversation(gw, model):
+    c = anthropic.Anthropic(base_url=gw.url, api_key=CLIENT_KEY, max_retries=0)
+    tool = {"name": "lookup", "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+    messages = [{"role": "user", "content": "ping"}]
+    with c.messages.stream(model=model, max_tokens=100, messages=messages, tools=[tool]) as s:
+        first = s.get_final_message()
+    call = next(b for b in first.content if b.type == "tool_use")
+    assert (call.name, call.input, first.stop_reason) == ("lookup", ARGS, "tool_use")
+    assert first.usage.output_tokens == CALL_TOKENS and first.usage.input_tokens >= 1
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "42"}]},
+    ]
+    with c.messages.stream(model=model, max_tokens=100, messages=messages, tools=[tool]) as s:
+        text = "".join(s.text_stream)
+        second = s.get_final_message()
+    return text, second.usage.output_tokens
+
+
+def gemini_conversation(gw, model):
+    c = genai.Client(api_key=CLIENT_KEY, http_options=types.HttpOptions(base_url=gw.url))
+    decl = types.FunctionDeclaration(name="lookup", parameters_json_schema={
+        "type": "object", "properties": {"query": {"type": "string"}}})
+    cfg = types.GenerateContentConfig(tools=[types.Tool(function_declarations=[decl])],
+                                      automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    contents = [types.Content(role="user", parts=[types.Part(text="ping")])]
+    chunks = list(c.models.generate_content_stream(model=model, contents=contents, config=cfg))
+    calls = [fc for ch in chunks for fc in (ch.function_calls or [])]
+    assert [(fc.name, fc.args) for fc in calls] == [("lookup", ARGS)]
+    meta = chunks[-1].usage_metadata
+    assert meta.candidates_token_count == CALL_TOKENS and meta.prompt_token_count >= 1
+    contents += [
+        types.Content(role="model", parts=[types.Part(function_call=calls[0])]),
+        types.Content(role="user", parts=[types.Part(function_response=types.FunctionResponse(
+            name="lookup", id=calls[0].id, response={"content": "42"}))]),
+    ]
+    chunks = list(c.models.generate_content_stream(model=model, contents=contents, config=cfg))
+    return "".join(ch.text or "" for ch in chunks), chunks[-1].usage_metadata.candidates_token_count
+
+
+CONVERSATIONS = {"openai": openai_conversation, "anthropic": anthropic_conversation, "gemini": gemini_conversation}
+
+
+@pytest.mark.parametrize("client,backend", [
+    (client, backend) for client in CONVERSATIONS for backend in BACKENDS if backend != client
+])
+def test_streamed_tool_conversation_across_dialects(gw, client, backend):
+    text, output_tokens = CONVERSATIONS[client](gw, BACKENDS[backend])
+    assert text == "Tool said: 42"
+    assert output_tokens == ANSWER_TOKENS
+
+
+def test_anthropic_passthrough_keeps_the_clients_bytes(gw, mock):
+    # Odd spacing and key order on purpose: only the model value may change.
+    sent = (
+        b'{ "model" : "via-anthropic",  "max_tokens": 64, "system": [{"type": "text", "text": "Big preamble",'
+        b' "cache_control": {"type": "ephemeral", "ttl": "1h"}}], "thinking": {"type": "enabled", "budget_tokens": 1024},'
+        b' "messages": [{"role": "user", "content": "ping"}, {"role": "assistant", "content": [{"type": "thinking",'
+        b' "thinking": "Let me think.", "signature": "EqQBCgIYAhIM+/=="}, {"type": "text", "text": "Hi"}]},'
+        b' {"role": "user", "content": [{"type": "text", "text": "again", "cache_control": {"type": "ephemeral"}}]}],'
+        b' "x_vendor_field": 1.50 }'
+    )
+    r = httpx.post(f"{gw.url}/v1/messages", content=sent,
+                   headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"})
+    assert r.status_code == 200, r.text
+    received = httpx.get(f"{mock.url}/mock/last-request").content
+    assert received == sent.replace(b'"via-anthropic"', b'"claude-mock"')
