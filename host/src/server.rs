@@ -213,23 +213,30 @@ async fn handle(
             Ok(()) => list_models(&runtime, dialect),
             Err(err) => proxy::error_response(&ingress, &err),
         },
-        Endpoint::Chat(_) | Endpoint::Generate { .. } => match read_request(&runtime, req).await {
-            Ok(body) => {
-                let call = Call {
-                    id: format!("{:016x}", proxy::random_u64()),
-                    ingress,
-                    body,
-                    started,
-                    route_headers: runtime.route_headers,
-                    path_route: match endpoint {
-                        Endpoint::Generate { model, stream } => Some((model, stream)),
-                        _ => None,
-                    },
-                };
-                proxy::chat(runtime, call).await
+        Endpoint::Chat(_) | Endpoint::Generate { .. } => {
+            let req_strict = req
+                .headers()
+                .get("x-llmgate-strict")
+                .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            match read_request(&runtime, req).await {
+                Ok(body) => {
+                    let call = Call {
+                        id: format!("{:016x}", proxy::random_u64()),
+                        ingress,
+                        body,
+                        started,
+                        route_headers: runtime.route_headers,
+                        strict: req_strict,
+                        path_route: match endpoint {
+                            Endpoint::Generate { model, stream } => Some((model, stream)),
+                            _ => None,
+                        },
+                    };
+                    proxy::chat(runtime, call).await
+                }
+                Err(err) => proxy::error_response(&ingress, &err),
             }
-            Err(err) => proxy::error_response(&ingress, &err),
-        },
+        }
         Endpoint::CountTokens => match read_request(&runtime, req).await {
             Ok(body) => count_tokens(&runtime, &ingress, &body),
             Err(err) => proxy::error_response(&ingress, &err),

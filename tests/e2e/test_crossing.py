@@ -159,3 +159,23 @@ def test_anthropic_passthrough_keeps_the_clients_bytes(gw, mock):
     assert r.status_code == 200, r.text
     received = httpx.get(f"{mock.url}/mock/last-request").content
     assert received == sent.replace(b'"via-anthropic"', b'"claude-mock"')
+
+
+def test_lossy_translation_is_reported_and_strict_refuses_it(gw, mock):
+    body = {"model": "via-openai", "max_tokens": 50, "top_k": 5, "messages": [{"role": "user", "content": "ping"}]}
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01"}
+    r = httpx.post(f"{gw.url}/v1/messages", json=body, headers=headers)
+    assert r.status_code == 200
+    assert r.headers["x-llmgate-translation-notes"] == "dropped top_k"
+    strict = httpx.post(f"{gw.url}/v1/messages", json=body, headers={**headers, "x-llmgate-strict": "true"})
+    assert strict.status_code == 400
+    assert strict.json()["error"]["type"] == "invalid_request_error"
+    assert "top_k" in strict.json()["error"]["message"]
+    # Egress losses count too: an OpenAI client's logprobs cannot reach Gemini.
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    raw = c.chat.completions.with_raw_response.create(model="via-gemini", messages=[{"role": "user", "content": "ping"}], logprobs=True)
+    assert raw.headers["x-llmgate-translation-notes"] == "dropped logprobs"
+    # Native calls lose nothing and say nothing.
+    native = httpx.post(f"{gw.url}/v1/messages", json={**body, "model": "via-anthropic"}, headers={**headers, "x-llmgate-strict": "true"})
+    assert native.status_code == 200
+    assert "x-llmgate-translation-notes" not in native.headers

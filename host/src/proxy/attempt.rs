@@ -34,6 +34,8 @@ pub struct Target<'a> {
     pub client_model: &'a str,
     /// What the ingress adapter noted when decoding the request.
     pub encoder_note: &'a str,
+    /// What decoding the client's request dropped (translated attempts only).
+    pub ingress_notes: &'a [String],
 }
 
 /// Runs one attempt; on success the response is ready for the client.
@@ -67,7 +69,13 @@ pub async fn run(
         duration: started.elapsed(),
     });
     let upstream = match result {
-        Ok(upstream) => upstream,
+        Ok(upstream) => {
+            record.notes = target.ingress_notes.to_vec();
+            record
+                .notes
+                .extend(upstream.translation_notes.iter().cloned());
+            upstream
+        }
         Err(err) => {
             route.stats.record(false, started.elapsed(), None);
             return Err(err);
@@ -114,6 +122,7 @@ pub async fn run(
     if call.route_headers {
         add_route_headers(&mut response, record);
     }
+    add_translation_notes(&mut response, record);
     record.emit();
     Ok(response)
 }
@@ -136,10 +145,23 @@ pub fn add_route_headers<B>(response: &mut Response<B>, record: &RequestRecord) 
     }
 }
 
+/// `x-llmgate-translation-notes`: what translation dropped, when it dropped anything.
+pub fn add_translation_notes<B>(response: &mut Response<B>, record: &RequestRecord) {
+    if record.notes.is_empty() {
+        return;
+    }
+    if let Ok(value) = http::HeaderValue::from_str(&record.notes.join("; ")) {
+        response
+            .headers_mut()
+            .insert("x-llmgate-translation-notes", value);
+    }
+}
+
 /// A 2xx upstream answer whose body is still to be read.
 struct Upstream {
     response: reqwest::Response,
     stream_note: String,
+    translation_notes: Vec<String>,
 }
 
 impl Upstream {
@@ -172,7 +194,9 @@ async fn send(
         body,
         auth,
         stream_note,
+        translation_notes,
     } = request;
+    super::refuse_if_strict(call, &translation_notes).map_err(|e| (None, e))?;
     let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
         (
             None,
@@ -235,6 +259,7 @@ async fn send(
         return Ok(Upstream {
             response,
             stream_note,
+            translation_notes,
         });
     }
     let headers: Vec<Header> = response

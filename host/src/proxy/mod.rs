@@ -52,6 +52,8 @@ pub struct Call {
     pub route_headers: bool,
     /// Model and stream choice when the URL carries them (Gemini), not the body.
     pub path_route: Option<(String, bool)>,
+    /// `x-llmgate-strict: true`: a translation that would drop anything is refused.
+    pub strict: bool,
 }
 
 /// The fields routing needs; everything else stays unparsed.
@@ -163,7 +165,9 @@ async fn route_and_send(
                     &call.body
                 } else {
                     if canonical.is_none() {
-                        canonical = Some(decode_to_canonical(call)?);
+                        let decoded = decode_to_canonical(call)?;
+                        refuse_if_strict(call, &decoded.translation_notes)?;
+                        canonical = Some(decoded);
                     }
                     &canonical.as_ref().expect("set above").canonical
                 };
@@ -174,6 +178,10 @@ async fn route_and_send(
                     stream,
                     client_model: &alias,
                     encoder_note: canonical.as_ref().map_or("", |c| c.note.as_str()),
+                    ingress_notes: match (&canonical, native) {
+                        (Some(c), false) => &c.translation_notes,
+                        _ => &[],
+                    },
                 };
                 let err = match attempt::run(call, target, body, record).await {
                     Ok(response) => return Ok(response),
@@ -209,6 +217,17 @@ async fn route_and_send(
     Err(last_error.unwrap_or_else(|| GatewayError::AllCooling {
         model: alias.to_string(),
     }))
+}
+
+/// In strict mode, a lossy translation is the client's error, naming what would be lost.
+pub fn refuse_if_strict(call: &Call, notes: &[String]) -> Result<(), GatewayError> {
+    if call.strict && !notes.is_empty() {
+        return Err(GatewayError::BadRequest(format!(
+            "strict translation refused: {}",
+            notes.join("; ")
+        )));
+    }
+    Ok(())
 }
 
 fn decode_to_canonical(call: &Call) -> Result<DecodedRequest, GatewayError> {

@@ -59,6 +59,8 @@ pub struct RequestRecord {
     pub ttft: Option<Duration>,
     /// Usage reported by the upstream.
     pub usage: Option<Usage>,
+    /// What translation dropped, in both directions.
+    pub notes: Vec<String>,
     emitted: bool,
 }
 
@@ -77,6 +79,7 @@ impl RequestRecord {
             error_kind: None,
             ttft: None,
             usage: None,
+            notes: Vec::new(),
             emitted: false,
         }
     }
@@ -107,6 +110,7 @@ impl RequestRecord {
             error_kind: self.error_kind,
             ttft: self.ttft,
             usage: self.usage,
+            notes: std::mem::take(&mut self.notes),
             emitted: self.emitted,
         };
         self.emitted = true;
@@ -152,6 +156,7 @@ impl RequestRecord {
             output_tokens = usage.output_tokens,
             cached_tokens = usage.cached_input_tokens.unwrap_or(0),
             reasoning_tokens = usage.reasoning_tokens.unwrap_or(0),
+            translation_notes = %self.notes.join("; "),
             "request"
         );
     }

@@ -119,6 +119,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
     if route_headers {
         super::attempt::add_route_headers(&mut head, o.record);
     }
+    super::attempt::add_translation_notes(&mut head, o.record);
     pump.record = Some(o.record.hand_over());
     pump.first = Some(first);
 

@@ -67,6 +67,17 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// Notes for the top-level fields of `obj` a translation does not carry:
+/// everything not in `carried` (null values carry nothing and are skipped).
+pub fn dropped_fields(obj: &Value, carried: &[&str]) -> Vec<String> {
+    obj.as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| !v.is_null() && !carried.contains(&k.as_str()))
+        .map(|(k, _)| format!("dropped {k}"))
+        .collect()
+}
+
 /// Splits a `data:` URL into (media type, base64 payload).
 pub fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
@@ -91,6 +102,15 @@ mod tests {
             usage_json(&u),
             json!({"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15,
                    "prompt_tokens_details": {"cached_tokens": 4}})
+        );
+    }
+
+    #[test]
+    fn dropped_fields_are_the_uncarried_non_null_ones() {
+        let obj = json!({"model": "m", "logprobs": true, "seed": null, "top_k": 3});
+        assert_eq!(
+            dropped_fields(&obj, &["model"]),
+            ["dropped logprobs", "dropped top_k"]
         );
     }
 

@@ -110,6 +110,8 @@ pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, 
         body: out,
         auth: AuthPlacement::Bearer,
         stream_note,
+        // The canonical form is this dialect: nothing is lost.
+        translation_notes: Vec::new(),
     })
 }
 
@@ -390,6 +392,7 @@ pub fn decode_request(body: Vec<u8>) -> Result<DecodedRequest, PluginError> {
         } else {
             String::new()
         },
+        translation_notes: Vec::new(),
     })
 }
 

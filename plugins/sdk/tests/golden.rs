@@ -108,7 +108,16 @@ fn anthropic_egress_request() {
         let canonical: Value = serde_json::from_slice(input).unwrap();
         let options = egress::Options::parse("{}").unwrap();
         let stream = canonical["stream"] == true;
-        egress::translate_request(&canonical, "claude-sonnet-4-5", stream, &options).unwrap()
+        let mut notes = Vec::new();
+        let request = egress::translate_request(
+            &canonical,
+            "claude-sonnet-4-5",
+            stream,
+            &options,
+            &mut notes,
+        )
+        .unwrap();
+        json!({ "request": request, "notes": notes })
     });
 }
 
@@ -148,7 +157,8 @@ fn anthropic_egress_stream() {
 #[test]
 fn anthropic_ingress_request() {
     check("anthropic/ingress_request", "json", |input| {
-        json_of(&ingress::decode_request(input).unwrap().canonical)
+        let decoded = ingress::decode_request(input).unwrap();
+        json!({ "canonical": json_of(&decoded.canonical), "notes": decoded.translation_notes })
     });
 }
 
@@ -186,7 +196,11 @@ fn anthropic_ingress_stream() {
 #[test]
 fn gemini_egress_request() {
     check("gemini/egress_request", "json", |input| {
-        gemini::egress::translate_request(&serde_json::from_slice(input).unwrap()).unwrap()
+        let mut notes = Vec::new();
+        let request =
+            gemini::egress::translate_request(&serde_json::from_slice(input).unwrap(), &mut notes)
+                .unwrap();
+        json!({ "request": request, "notes": notes })
     });
 }
 
@@ -233,7 +247,8 @@ fn gemini_egress_stream() {
 #[test]
 fn gemini_ingress_request() {
     check("gemini/ingress_request", "json", |input| {
-        json_of(&gemini::ingress::decode_request(input).unwrap().canonical)
+        let decoded = gemini::ingress::decode_request(input).unwrap();
+        json!({ "canonical": json_of(&decoded.canonical), "notes": decoded.translation_notes })
     });
 }
 

@@ -46,13 +46,20 @@ pub fn build_request(
     native: bool,
 ) -> Result<UpstreamRequest, PluginError> {
     let options = Options::parse(&ctx.options)?;
+    let mut notes = Vec::new();
     let body = if native {
         json::set_member(body, "model", &json::string_value(&ctx.upstream_model))
             .map_err(|e| bad(format!("request body: {e}")))?
     } else {
         let canonical: Value =
             serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
-        let translated = translate_request(&canonical, &ctx.upstream_model, ctx.stream, &options)?;
+        let translated = translate_request(
+            &canonical,
+            &ctx.upstream_model,
+            ctx.stream,
+            &options,
+            &mut notes,
+        )?;
         serde_json::to_vec(&translated).expect("values serialize")
     };
     Ok(UpstreamRequest {
@@ -71,8 +78,28 @@ pub fn build_request(
         body,
         auth: AuthPlacement::Header("x-api-key".into()),
         stream_note: String::new(),
+        translation_notes: notes,
     })
 }
+
+/// Canonical fields this translation carries (`stream_options` is the
+/// gateway's own business: usage is always reported).
+const CARRIED: &[&str] = &[
+    "model",
+    "messages",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "stop",
+    "stream",
+    "stream_options",
+    "user",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "reasoning_effort",
+];
 
 /// Canonical (OpenAI chat) request -> Anthropic Messages request. `stream`
 /// is the host's decision (Gemini clients put it in the URL, not the body).
@@ -81,7 +108,9 @@ pub fn translate_request(
     model: &str,
     stream: bool,
     options: &Options,
+    notes: &mut Vec<String>,
 ) -> Result<Value, PluginError> {
+    notes.extend(canonical::dropped_fields(req, CARRIED));
     let messages = req
         .get("messages")
         .and_then(Value::as_array)
@@ -176,11 +205,12 @@ pub fn translate_request(
     }
     // Recent Claude models refuse temperature and top_p together; the
     // temperature is the one clients usually mean.
-    if let Some(p) = req
-        .get("top_p")
-        .filter(|_| !out.contains_key("temperature"))
-    {
-        out.insert("top_p".into(), p.clone());
+    if let Some(p) = req.get("top_p").filter(|p| !p.is_null()) {
+        if out.contains_key("temperature") {
+            notes.push("dropped top_p (Anthropic takes temperature or top_p, not both)".into());
+        } else {
+            out.insert("top_p".into(), p.clone());
+        }
     }
     match req.get("stop") {
         Some(Value::String(s)) => {
@@ -204,6 +234,11 @@ pub fn translate_request(
         out.get("tool_choice").and_then(|c| c["type"].as_str()),
         Some("any" | "tool")
     );
+    if forced_tool && req.get("reasoning_effort").is_some_and(|e| !e.is_null()) {
+        notes.push(
+            "dropped reasoning_effort (Anthropic refuses thinking with a forced tool)".into(),
+        );
+    }
     if let Some(effort) = req
         .get("reasoning_effort")
         .and_then(Value::as_str)
@@ -220,7 +255,9 @@ pub fn translate_request(
         );
         // Thinking needs room beyond its budget and a default temperature.
         out.insert("max_tokens".into(), json!(max_tokens.max(budget + 1024)));
-        out.remove("temperature");
+        if out.remove("temperature").is_some() {
+            notes.push("dropped temperature (Anthropic thinking requires the default)".into());
+        }
     }
     Ok(Value::Object(out))
 }

@@ -27,9 +27,38 @@ fn text_of_blocks(content: &Value) -> String {
     }
 }
 
+/// Request fields this translation carries.
+const CARRIED: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "stream",
+    "metadata",
+    "tools",
+    "tool_choice",
+];
+
 /// Anthropic Messages request -> canonical request.
 pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
     let req: Value = serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
+    let mut notes = crate::canonical::dropped_fields(&req, CARRIED);
+    // Prompt-cache markers have no equivalent in other dialects.
+    if body.windows(15).any(|w| w == b"\"cache_control\"") {
+        notes.push("dropped cache_control".into());
+    }
+    let thinking_blocks = req["messages"].as_array().into_iter().flatten().any(|m| {
+        m["content"].as_array().is_some_and(|b| {
+            b.iter()
+                .any(|b| matches!(b["type"].as_str(), Some("thinking" | "redacted_thinking")))
+        })
+    });
+    if thinking_blocks {
+        notes.push("dropped thinking blocks".into());
+    }
     let messages = req
         .get("messages")
         .and_then(Value::as_array)
@@ -85,6 +114,7 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
     Ok(DecodedRequest {
         canonical: serde_json::to_vec(&Value::Object(out)).expect("values serialize"),
         note: String::new(),
+        translation_notes: notes,
     })
 }
 

@@ -21,12 +21,13 @@ pub fn build_request(
     body: &[u8],
     native: bool,
 ) -> Result<UpstreamRequest, PluginError> {
+    let mut notes = Vec::new();
     let body = if native {
         body.to_vec()
     } else {
         let canonical: Value =
             serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
-        serde_json::to_vec(&translate_request(&canonical)?).expect("values serialize")
+        serde_json::to_vec(&translate_request(&canonical, &mut notes)?).expect("values serialize")
     };
     Ok(UpstreamRequest {
         method: "POST".into(),
@@ -38,11 +39,34 @@ pub fn build_request(
         body,
         auth: AuthPlacement::Header("x-goog-api-key".into()),
         stream_note: String::new(),
+        translation_notes: notes,
     })
 }
 
+/// Canonical fields this translation carries.
+const CARRIED: &[&str] = &[
+    "model",
+    "messages",
+    "temperature",
+    "top_p",
+    "n",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "response_format",
+    "tools",
+    "tool_choice",
+    "stream",
+    "stream_options",
+];
+
 /// Canonical (OpenAI chat) request -> generateContent request.
-pub fn translate_request(req: &Value) -> Result<Value, PluginError> {
+pub fn translate_request(req: &Value, notes: &mut Vec<String>) -> Result<Value, PluginError> {
+    notes.extend(canonical::dropped_fields(req, CARRIED));
+    let cached = messages_with_cache_control(req);
     let messages = req
         .get("messages")
         .and_then(Value::as_array)
@@ -56,6 +80,9 @@ pub fn translate_request(req: &Value) -> Result<Value, PluginError> {
                 names_by_call.insert(id, name);
             }
         }
+    }
+    if cached {
+        notes.push("dropped cache_control".into());
     }
     let mut system: Vec<Value> = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
@@ -176,6 +203,15 @@ pub fn translate_request(req: &Value) -> Result<Value, PluginError> {
     }
     translate_tools(req, &mut out)?;
     Ok(Value::Object(out))
+}
+
+/// Whether any message part carries Anthropic-style prompt-cache markers.
+fn messages_with_cache_control(req: &Value) -> bool {
+    req["messages"].as_array().into_iter().flatten().any(|m| {
+        m["content"]
+            .as_array()
+            .is_some_and(|parts| parts.iter().any(|p| p.get("cache_control").is_some()))
+    })
 }
 
 fn user_parts(content: &Value) -> Result<Vec<Value>, PluginError> {

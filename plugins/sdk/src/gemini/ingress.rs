@@ -34,10 +34,54 @@ fn call_id(content_index: usize, part_index: usize) -> String {
     format!("call_{content_index}_{part_index}")
 }
 
+/// Request fields this translation carries (both spellings).
+const CARRIED: &[&str] = &[
+    "contents",
+    "systemInstruction",
+    "system_instruction",
+    "tools",
+    "toolConfig",
+    "tool_config",
+    "generationConfig",
+    "generation_config",
+];
+
+/// `generationConfig` fields this translation carries.
+const CARRIED_CONFIG: &[&str] = &[
+    "temperature",
+    "topP",
+    "top_p",
+    "candidateCount",
+    "candidate_count",
+    "seed",
+    "presencePenalty",
+    "presence_penalty",
+    "frequencyPenalty",
+    "frequency_penalty",
+    "maxOutputTokens",
+    "max_output_tokens",
+    "stopSequences",
+    "stop_sequences",
+    "responseMimeType",
+    "response_mime_type",
+    "responseSchema",
+    "response_schema",
+    "responseJsonSchema",
+    "response_json_schema",
+];
+
 /// generateContent request -> canonical request. The model and whether to
 /// stream are in the URL, so the host sets them.
 pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
     let req: Value = serde_json::from_slice(body).map_err(|e| bad(format!("request body: {e}")))?;
+    let mut notes = crate::canonical::dropped_fields(&req, CARRIED);
+    if let Some(config) = field(&req, "generationConfig") {
+        notes.extend(
+            crate::canonical::dropped_fields(config, CARRIED_CONFIG)
+                .into_iter()
+                .map(|n| n.replacen("dropped ", "dropped generationConfig.", 1)),
+        );
+    }
     let contents = req
         .get("contents")
         .and_then(Value::as_array)
@@ -187,6 +231,7 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
     Ok(DecodedRequest {
         canonical: serde_json::to_vec(&Value::Object(out)).expect("values serialize"),
         note: String::new(),
+        translation_notes: notes,
     })
 }
 
