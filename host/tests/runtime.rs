@@ -39,6 +39,7 @@ fn built_in_plugins_load_with_their_worlds() {
         listed,
         [
             ("anthropic", World::Provider, &Origin::BuiltIn),
+            ("gemini", World::Provider, &Origin::BuiltIn),
             ("least-latency", World::Balancer, &Origin::BuiltIn),
             ("openai", World::Provider, &Origin::BuiltIn),
             ("priority", World::Balancer, &Origin::BuiltIn),
@@ -144,7 +145,7 @@ fn config_errors_name_the_entry() {
     );
     assert_eq!(
         compile_error(&PROVIDER.replace("adapter = \"openai\"", "adapter = \"acme\"")),
-        "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, openai)"
+        "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, gemini, openai)"
     );
     assert_eq!(
         compile_error(&format!(
