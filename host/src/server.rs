@@ -106,8 +106,12 @@ enum Endpoint {
         model: String,
         stream: bool,
     },
-    /// Anthropic's token counting.
-    CountTokens,
+    /// Token counting: Anthropic's `count_tokens`, Gemini's `:countTokens`
+    /// (whose model is in the path).
+    CountTokens {
+        dialect: &'static str,
+        path_model: Option<String>,
+    },
     /// Nothing here; errors in this dialect.
     Unknown(&'static str),
 }
@@ -152,13 +156,24 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
         }
         (&Method::POST, "/v1/messages" | "/anthropic/v1/messages") => Endpoint::Chat("anthropic"),
         (&Method::POST, "/v1/messages/count_tokens" | "/anthropic/v1/messages/count_tokens") => {
-            Endpoint::CountTokens
+            Endpoint::CountTokens {
+                dialect: "anthropic",
+                path_model: None,
+            }
         }
         (&Method::GET, "/v1beta/models" | "/gemini/v1beta/models") => Endpoint::Models("gemini"),
         (&Method::POST, _) => match gemini_call(path) {
-            Some((model, stream)) => Endpoint::Generate {
+            Some((model, GeminiMethod::Generate)) => Endpoint::Generate {
                 model: model.to_string(),
-                stream,
+                stream: false,
+            },
+            Some((model, GeminiMethod::Stream)) => Endpoint::Generate {
+                model: model.to_string(),
+                stream: true,
+            },
+            Some((model, GeminiMethod::Count)) => Endpoint::CountTokens {
+                dialect: "gemini",
+                path_model: Some(model.to_string()),
             },
             None => Endpoint::Unknown(dialect),
         },
@@ -166,21 +181,30 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
     }
 }
 
-/// `/v1beta/models/{model}:generateContent` or `:streamGenerateContent`
-/// (also `/v1/...`, which google-genai uses, and under `/gemini/`): the
-/// model and whether to stream.
-fn gemini_call(path: &str) -> Option<(&str, bool)> {
+/// `/v1beta/models/{model}:generateContent`, `:streamGenerateContent` or
+/// `:countTokens` (also `/v1/...`, which google-genai uses, and under
+/// `/gemini/`): the model and the method.
+fn gemini_call(path: &str) -> Option<(&str, GeminiMethod)> {
     let rest = path.strip_prefix("/gemini").unwrap_or(path);
     let call = rest
         .strip_prefix("/v1beta/models/")
         .or_else(|| rest.strip_prefix("/v1/models/"))?;
     let (model, method) = call.rsplit_once(':')?;
-    let stream = match method {
-        "generateContent" => false,
-        "streamGenerateContent" => true,
+    let method = match method {
+        "generateContent" => GeminiMethod::Generate,
+        "streamGenerateContent" => GeminiMethod::Stream,
+        "countTokens" => GeminiMethod::Count,
         _ => return None,
     };
-    (!model.is_empty() && !model.contains('/')).then_some((model, stream))
+    (!model.is_empty() && !model.contains('/')).then_some((model, method))
+}
+
+/// The Gemini methods llmgate serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GeminiMethod {
+    Generate,
+    Stream,
+    Count,
 }
 
 /// Routes one request.
@@ -198,7 +222,7 @@ async fn handle(
     let dialect = match endpoint {
         Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
         Endpoint::Generate { .. } => "gemini",
-        Endpoint::CountTokens => "anthropic",
+        Endpoint::CountTokens { dialect, .. } => dialect,
         Endpoint::Health => "openai",
     };
     let Some(ingress) = gateway.plugins.ingress(dialect).cloned() else {
@@ -237,8 +261,11 @@ async fn handle(
                 Err(err) => proxy::error_response(&ingress, &err),
             }
         }
-        Endpoint::CountTokens => match read_request(&runtime, req).await {
-            Ok(body) => count_tokens(&runtime, &ingress, &body),
+        Endpoint::CountTokens {
+            dialect,
+            path_model,
+        } => match read_request(&runtime, req).await {
+            Ok(body) => count_tokens(&runtime, &ingress, dialect, path_model, body).await,
             Err(err) => proxy::error_response(&ingress, &err),
         },
         Endpoint::Unknown(_) => proxy::error_response(
@@ -252,26 +279,36 @@ async fn handle(
     Ok(response)
 }
 
-/// `POST /v1/messages/count_tokens`: an estimate from the request's text
-/// (about four bytes a token), without a call upstream.
-fn count_tokens(runtime: &Runtime, ingress: &AdapterPlugin, body: &[u8]) -> Response<ResponseBody> {
-    let result = proxy::summarize(body).and_then(|summary| {
-        let model = summary.model.unwrap_or_default();
-        if runtime.model(&model).is_none() {
-            return Err(GatewayError::UnknownModel(model.into_owned()));
-        }
-        ingress
-            .inspect_request(body)?
-            .map_err(|e| GatewayError::BadRequest(e.message))
-    });
+/// Token counting, answered in the client's dialect.
+async fn count_tokens(
+    runtime: &Runtime,
+    ingress: &AdapterPlugin,
+    dialect: &str,
+    path_model: Option<String>,
+    body: Bytes,
+) -> Response<ResponseBody> {
+    let model_name = match path_model {
+        Some(m) => Ok(m),
+        None => proxy::summarize(&body).map(|s| s.model.unwrap_or_default().into_owned()),
+    };
+    let result = match model_name {
+        Ok(name) => match runtime.model(&name) {
+            Some(model) => proxy::count_tokens(model, ingress, &body).await,
+            None => Err(GatewayError::UnknownModel(name)),
+        },
+        Err(err) => Err(err),
+    };
     match result {
-        Ok(profile) => json_response(
-            StatusCode::OK,
-            serde_json::to_vec(
-                &serde_json::json!({ "input_tokens": profile.estimated_input_tokens }),
+        Ok(tokens) => {
+            let body = match dialect {
+                "gemini" => serde_json::json!({ "totalTokens": tokens }),
+                _ => serde_json::json!({ "input_tokens": tokens }),
+            };
+            json_response(
+                StatusCode::OK,
+                serde_json::to_vec(&body).expect("json! values serialize"),
             )
-            .expect("json! values serialize"),
-        ),
+        }
         Err(err) => proxy::error_response(ingress, &err),
     }
 }

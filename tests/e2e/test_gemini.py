@@ -141,6 +141,13 @@ def test_errors_come_back_in_the_gemini_dialect(gw):
     assert e.value.status == "UNAUTHENTICATED"
 
 
+def test_count_tokens_native_and_estimated(gw):
+    c = client(gw)
+    text = "word " * 40
+    assert c.models.count_tokens(model="gemini-native", contents=text).total_tokens == 1040
+    assert c.models.count_tokens(model="gemini-on-openai", contents=text).total_tokens == 50
+
+
 def test_key_in_the_query_string_and_model_list(gw, mock):
     r = httpx.post(f"{gw.url}/v1beta/models/gemini-native:generateContent?key={CLIENT_KEY}",
                    json={"contents": [{"role": "user", "parts": [{"text": "ping"}]}]})

@@ -187,6 +187,28 @@ async fn handle(
                 {"id": "mock-small", "object": "model", "created": 1700000000, "owned_by": "mock"}]}),
             ));
         }
+        // Counts are 1000 + words, so tests can tell them from a gateway's estimate.
+        (&Method::POST, p) if p.ends_with(":countTokens") || p == "/v1/messages/count_tokens" => {
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let words = String::from_utf8_lossy(&body)
+                .split(|c: char| !c.is_alphanumeric())
+                .filter(|w| *w == "word")
+                .count();
+            let count = 1000 + words;
+            return Ok(json_response(
+                200,
+                &if path.ends_with(":countTokens") {
+                    json!({"totalTokens": count})
+                } else {
+                    json!({"input_tokens": count})
+                },
+            ));
+        }
         (&Method::POST, "/v1/chat/completions") => Dialect::OpenAi,
         (&Method::POST, "/v1/messages") => Dialect::Anthropic,
         (&Method::POST, p) if p.starts_with("/v1beta/models/") => Dialect::Gemini,

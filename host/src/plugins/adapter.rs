@@ -109,6 +109,26 @@ impl AdapterPlugin {
         })
     }
 
+    /// Builds a native token-count request, if the upstream's API can count.
+    pub fn build_count_request(
+        &self,
+        ctx: &CallContext,
+        body: &[u8],
+    ) -> Answer<Option<UpstreamRequest>> {
+        self.call(|b, s| {
+            b.llmgate_plugin_adapter()
+                .call_build_count_request(s, ctx, body)
+        })
+    }
+
+    /// Reads the upstream's token count.
+    pub fn parse_count_response(&self, body: &[u8]) -> Answer<u32> {
+        self.call(|b, s| {
+            b.llmgate_plugin_adapter()
+                .call_parse_count_response(s, body)
+        })
+    }
+
     /// Classifies a failed upstream answer.
     pub fn classify_error(
         &self,

@@ -11,7 +11,7 @@ use http::Response;
 use super::Call;
 use super::record::{AttemptRecord, RequestRecord};
 use super::stream;
-use crate::config::Route;
+use crate::config::{Provider, Route};
 use crate::error::GatewayError;
 use crate::plugins::{AuthPlacement, CallContext, Header, UpstreamRequest};
 use crate::server::{ResponseBody, full_body};
@@ -197,32 +197,16 @@ async fn send(
         translation_notes,
     } = request;
     super::refuse_if_strict(call, &translation_notes).map_err(|e| (None, e))?;
-    let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| {
-        (
-            None,
-            GatewayError::Plugin {
-                plugin: provider.adapter.name().to_string(),
-                message: format!("built a request with the invalid method '{method}'"),
-            },
-        )
-    })?;
-    let mut url = format!("{}{}", provider.base_url, path_and_query);
-    let key = target.key.map(|(_, key)| key);
-    if let (AuthPlacement::Query(param), Some(key)) = (&auth, key) {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(param);
-        url.push('=');
-        url.push_str(&percent_encode(key));
-    }
-    let mut builder = provider.http.request(method, url).body(body);
-    for Header { name, value } in headers {
-        builder = builder.header(name, value);
-    }
-    builder = match (&auth, key) {
-        (AuthPlacement::Bearer, Some(key)) => builder.bearer_auth(key),
-        (AuthPlacement::Header(name), Some(key)) => builder.header(name.as_str(), key),
-        _ => builder,
-    };
+    let mut builder = request_builder(
+        provider,
+        target.key.map(|(_, key)| key),
+        &method,
+        &path_and_query,
+        headers,
+        body,
+        &auth,
+    )
+    .map_err(|e| (None, e))?;
     if !ctx.stream {
         builder = builder.timeout(provider.timeout);
     }
@@ -287,6 +271,40 @@ async fn send(
         error.kind = rule.kind;
     }
     Err((Some(status.as_u16()), upstream_error(error)))
+}
+
+/// Turns what an adapter built into a request on the provider's client,
+/// with the key where the adapter asked for it.
+pub fn request_builder(
+    provider: &Provider,
+    key: Option<&str>,
+    method: &str,
+    path_and_query: &str,
+    headers: Vec<Header>,
+    body: Vec<u8>,
+    auth: &AuthPlacement,
+) -> Result<reqwest::RequestBuilder, GatewayError> {
+    let method =
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| GatewayError::Plugin {
+            plugin: provider.adapter.name().to_string(),
+            message: format!("built a request with the invalid method '{method}'"),
+        })?;
+    let mut url = format!("{}{}", provider.base_url, path_and_query);
+    if let (AuthPlacement::Query(param), Some(key)) = (auth, key) {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        url.push_str(param);
+        url.push('=');
+        url.push_str(&percent_encode(key));
+    }
+    let mut builder = provider.http.request(method, url).body(body);
+    for Header { name, value } in headers {
+        builder = builder.header(name, value);
+    }
+    Ok(match (auth, key) {
+        (AuthPlacement::Bearer, Some(key)) => builder.bearer_auth(key),
+        (AuthPlacement::Header(name), Some(key)) => builder.header(name.as_str(), key),
+        _ => builder,
+    })
 }
 
 /// Reads a whole 2xx body and makes the client's answer from it.

@@ -17,6 +17,7 @@
 //! Failover is possible until the first byte reaches the client.
 
 mod attempt;
+mod count;
 pub mod failover;
 pub mod record;
 mod stream;
@@ -37,6 +38,8 @@ use crate::plugins::{AdapterPlugin, Candidate, DecodedRequest, PickContext, Requ
 use crate::server::{ResponseBody, full_body};
 use failover::Next;
 use record::RequestRecord;
+
+pub use count::count_tokens;
 
 /// One client request on its way through the pipeline.
 pub struct Call {

@@ -47,6 +47,17 @@ impl Adapter for Anthropic {
         egress::parse_response(&ctx, &body, native)
     }
 
+    fn build_count_request(
+        ctx: CallContext,
+        body: Vec<u8>,
+    ) -> Result<Option<UpstreamRequest>, PluginError> {
+        egress::build_count_request(&ctx, &body)
+    }
+
+    fn parse_count_response(body: Vec<u8>) -> Result<u32, PluginError> {
+        egress::parse_count_response(&body)
+    }
+
     fn classify_error(status: u16, headers: Vec<Header>, body: Vec<u8>) -> PluginError {
         anthropic::classify_error(status, &headers, &body)
     }

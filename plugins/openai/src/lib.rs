@@ -50,6 +50,21 @@ impl Adapter for OpenAi {
         openai::parse_response(&body, native)
     }
 
+    /// OpenAI's API has no token counting: the host estimates.
+    fn build_count_request(
+        _ctx: CallContext,
+        _body: Vec<u8>,
+    ) -> Result<Option<UpstreamRequest>, PluginError> {
+        Ok(None)
+    }
+
+    fn parse_count_response(_body: Vec<u8>) -> Result<u32, PluginError> {
+        Err(PluginError::new(
+            llmgate_plugin_sdk::types::ErrorKind::Internal,
+            "no count requests are built",
+        ))
+    }
+
     fn classify_error(status: u16, headers: Vec<Header>, body: Vec<u8>) -> PluginError {
         openai::classify_error(status, &headers, &body)
     }

@@ -82,6 +82,43 @@ pub fn build_request(
     })
 }
 
+/// A native `count_tokens` request: the client's body with the upstream model.
+pub fn build_count_request(
+    ctx: &CallContext,
+    body: &[u8],
+) -> Result<Option<UpstreamRequest>, PluginError> {
+    let body = json::set_member(body, "model", &json::string_value(&ctx.upstream_model))
+        .map_err(|e| bad(format!("request body: {e}")))?;
+    Ok(Some(UpstreamRequest {
+        method: "POST".into(),
+        path_and_query: format!("{MESSAGES_PATH}/count_tokens"),
+        headers: vec![
+            Header {
+                name: "content-type".into(),
+                value: "application/json".into(),
+            },
+            Header {
+                name: "anthropic-version".into(),
+                value: API_VERSION.into(),
+            },
+        ],
+        body,
+        auth: AuthPlacement::Header("x-api-key".into()),
+        stream_note: String::new(),
+        translation_notes: Vec::new(),
+    }))
+}
+
+/// `{"input_tokens": N}`.
+pub fn parse_count_response(body: &[u8]) -> Result<u32, PluginError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| PluginError::upstream(format!("unreadable count: {e}")))?;
+    v["input_tokens"]
+        .as_u64()
+        .map(|n| n as u32)
+        .ok_or_else(|| PluginError::upstream("count_tokens answered without input_tokens"))
+}
+
 /// Canonical fields this translation carries (`stream_options` is the
 /// gateway's own business: usage is always reported).
 const CARRIED: &[&str] = &[

@@ -43,6 +43,35 @@ pub fn build_request(
     })
 }
 
+/// A native `countTokens` request: the client's body, the upstream model in the path.
+pub fn build_count_request(
+    ctx: &CallContext,
+    body: &[u8],
+) -> Result<Option<UpstreamRequest>, PluginError> {
+    Ok(Some(UpstreamRequest {
+        method: "POST".into(),
+        path_and_query: format!("/v1beta/models/{}:countTokens", ctx.upstream_model),
+        headers: vec![Header {
+            name: "content-type".into(),
+            value: "application/json".into(),
+        }],
+        body: body.to_vec(),
+        auth: AuthPlacement::Header("x-goog-api-key".into()),
+        stream_note: String::new(),
+        translation_notes: Vec::new(),
+    }))
+}
+
+/// `{"totalTokens": N}`.
+pub fn parse_count_response(body: &[u8]) -> Result<u32, PluginError> {
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|e| PluginError::upstream(format!("unreadable count: {e}")))?;
+    field(&v, "totalTokens")
+        .and_then(Value::as_u64)
+        .map(|n| n as u32)
+        .ok_or_else(|| PluginError::upstream("countTokens answered without totalTokens"))
+}
+
 /// Canonical fields this translation carries.
 const CARRIED: &[&str] = &[
     "model",
