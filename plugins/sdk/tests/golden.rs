@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use llmgate_plugin_sdk::adapter::CallContext;
+use llmgate_plugin_sdk::adapter::{CallContext, Decoded};
 use llmgate_plugin_sdk::anthropic::{egress, ingress};
 use llmgate_plugin_sdk::gemini;
 use llmgate_plugin_sdk::types::SseEvent;
@@ -102,6 +102,61 @@ fn events_value(events: &[SseEvent]) -> Value {
     )
 }
 
+/// Runs a stream decoder over `events`, all at once and one by one (which
+/// must agree), returning the canonical chunks and the final usage.
+fn decode_stream(
+    events: Vec<SseEvent>,
+    new: impl Fn() -> Box<dyn FnMut(Option<Vec<SseEvent>>) -> Decoded>,
+) -> Value {
+    let run = |batches: Vec<Vec<SseEvent>>| {
+        let mut decoder = new();
+        let mut chunks = Vec::new();
+        for batch in batches {
+            chunks.extend(decoder(Some(batch)).chunks);
+        }
+        let last = decoder(None);
+        chunks.extend(last.chunks);
+        let u = last.usage.unwrap();
+        json!({
+            "chunks": chunks.iter().map(|c| json_of(c)).collect::<Vec<_>>(),
+            "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+        })
+    };
+    let whole = run(vec![events.clone()]);
+    let one_by_one = run(events.into_iter().map(|e| vec![e]).collect());
+    assert_eq!(whole, one_by_one, "batching must not change the output");
+    whole
+}
+
+/// Runs a stream encoder over canonical `chunks`, all at once and one by
+/// one (which must agree), returning the client events.
+fn encode_stream(
+    input: &[u8],
+    new: impl Fn() -> Box<dyn FnMut(Option<Vec<Vec<u8>>>) -> Vec<SseEvent>>,
+) -> Value {
+    let chunks: Vec<Value> = serde_json::from_slice(input).unwrap();
+    let bytes: Vec<Vec<u8>> = chunks
+        .iter()
+        .map(|c| serde_json::to_vec(c).unwrap())
+        .collect();
+    let run = |batches: Vec<Vec<Vec<u8>>>| {
+        let mut encoder = new();
+        let mut events = Vec::new();
+        for batch in batches {
+            events.extend(encoder(Some(batch)));
+        }
+        events.extend(encoder(None));
+        events_value(&events)
+    };
+    let whole = run(vec![bytes.clone()]);
+    assert_eq!(
+        whole,
+        run(bytes.into_iter().map(|c| vec![c]).collect()),
+        "batching must not change the output"
+    );
+    whole
+}
+
 #[test]
 fn anthropic_egress_request() {
     check("anthropic/egress_request", "json", |input| {
@@ -132,25 +187,13 @@ fn anthropic_egress_response() {
 #[test]
 fn anthropic_egress_stream() {
     check("anthropic/egress_stream", "sse", |input| {
-        let events = parse_sse(input);
-        let run = |batches: Vec<Vec<SseEvent>>| {
-            let mut decoder = egress::Decoder::new(&ctx(true), false);
-            let mut chunks = Vec::new();
-            for batch in batches {
-                chunks.extend(decoder.push(batch).unwrap().chunks);
-            }
-            let last = decoder.finish().unwrap();
-            chunks.extend(last.chunks);
-            let u = last.usage.unwrap();
-            json!({
-                "chunks": chunks.iter().map(|c| json_of(c)).collect::<Vec<_>>(),
-                "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+        decode_stream(parse_sse(input), || {
+            let mut d = egress::Decoder::new(&ctx(true), false);
+            Box::new(move |batch| match batch {
+                Some(events) => d.push(events).unwrap(),
+                None => d.finish().unwrap(),
             })
-        };
-        let whole = run(vec![events.clone()]);
-        let one_by_one = run(events.into_iter().map(|e| vec![e]).collect());
-        assert_eq!(whole, one_by_one, "batching must not change the output");
-        whole
+        })
     });
 }
 
@@ -172,24 +215,13 @@ fn anthropic_ingress_response() {
 #[test]
 fn anthropic_ingress_stream() {
     check("anthropic/ingress_stream", "json", |input| {
-        let chunks: Vec<Value> = serde_json::from_slice(input).unwrap();
-        let bytes: Vec<Vec<u8>> = chunks
-            .iter()
-            .map(|c| serde_json::to_vec(c).unwrap())
-            .collect();
-        let run = |batches: Vec<Vec<Vec<u8>>>| {
-            let encoder = ingress::Encoder::new("claude-sonnet-4-5");
-            let mut events = Vec::new();
-            for batch in batches {
-                events.extend(encoder.push(batch).unwrap());
-            }
-            events.extend(encoder.finish());
-            events_value(&events)
-        };
-        let whole = run(vec![bytes.clone()]);
-        let one_by_one = run(bytes.into_iter().map(|c| vec![c]).collect());
-        assert_eq!(whole, one_by_one, "batching must not change the output");
-        whole
+        encode_stream(input, || {
+            let e = ingress::Encoder::new("claude-sonnet-4-5");
+            Box::new(move |batch| match batch {
+                Some(chunks) => e.push(chunks).unwrap(),
+                None => e.finish(),
+            })
+        })
     });
 }
 
@@ -219,28 +251,13 @@ fn gemini_egress_response() {
 #[test]
 fn gemini_egress_stream() {
     check("gemini/egress_stream", "sse", |input| {
-        let events = parse_sse(input);
-        let run = |batches: Vec<Vec<SseEvent>>| {
-            let mut decoder = gemini::egress::Decoder::new(&ctx(true), false);
-            let mut chunks = Vec::new();
-            for batch in batches {
-                chunks.extend(decoder.push(batch).unwrap().chunks);
-            }
-            let last = decoder.finish().unwrap();
-            chunks.extend(last.chunks);
-            let u = last.usage.unwrap();
-            json!({
-                "chunks": chunks.iter().map(|c| json_of(c)).collect::<Vec<_>>(),
-                "usage": [u.input_tokens, u.output_tokens, u.cached_input_tokens],
+        decode_stream(parse_sse(input), || {
+            let mut d = gemini::egress::Decoder::new(&ctx(true), false);
+            Box::new(move |batch| match batch {
+                Some(events) => d.push(events).unwrap(),
+                None => d.finish().unwrap(),
             })
-        };
-        let whole = run(vec![events.clone()]);
-        assert_eq!(
-            whole,
-            run(events.into_iter().map(|e| vec![e]).collect()),
-            "batching must not change the output"
-        );
-        whole
+        })
     });
 }
 
@@ -262,26 +279,12 @@ fn gemini_ingress_response() {
 #[test]
 fn gemini_ingress_stream() {
     check("gemini/ingress_stream", "json", |input| {
-        let chunks: Vec<Value> = serde_json::from_slice(input).unwrap();
-        let bytes: Vec<Vec<u8>> = chunks
-            .iter()
-            .map(|c| serde_json::to_vec(c).unwrap())
-            .collect();
-        let run = |batches: Vec<Vec<Vec<u8>>>| {
-            let encoder = gemini::ingress::Encoder::new("gemini-2.5-flash");
-            let mut events = Vec::new();
-            for batch in batches {
-                events.extend(encoder.push(batch).unwrap());
-            }
-            events.extend(encoder.finish());
-            events_value(&events)
-        };
-        let whole = run(vec![bytes.clone()]);
-        assert_eq!(
-            whole,
-            run(bytes.into_iter().map(|c| vec![c]).collect()),
-            "batching must not change the output"
-        );
-        whole
+        encode_stream(input, || {
+            let e = gemini::ingress::Encoder::new("gemini-2.5-flash");
+            Box::new(move |batch| match batch {
+                Some(chunks) => e.push(chunks).unwrap(),
+                None => e.finish(),
+            })
+        })
     });
 }
