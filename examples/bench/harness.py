@@ -163,6 +163,18 @@ def chat_body(model: str, prompt_bytes: int, stream: bool = False) -> bytes:
     }).encode()
 
 
+def anthropic_body(model: str, prompt_bytes: int) -> bytes:
+    # The same conversation as chat_body, as an Anthropic client sends it.
+    filler = ("The quick brown fox jumps over the lazy dog. " * (prompt_bytes // 45 + 1))[:prompt_bytes]
+    return json.dumps({
+        "model": model,
+        "system": "You are a helpful assistant.",
+        "messages": [{"role": "user", "content": filler}],
+        "temperature": 0.2,
+        "max_tokens": 256,
+    }).encode()
+
+
 def wrk(tmp: Path, url: str, body: bytes, connections: int, seconds: int) -> dict:
     body_file = tmp / f"body-{abs(hash(body))}.json"
     body_file.write_bytes(body)
@@ -231,18 +243,25 @@ def main():
         rss_idle = rss_kib(gate.pid)
 
         model_for = {"direct": "mock-small", "nginx": "mock-small", "llmgate": "bench"}
+        # (name, connections, prompt bytes, llmgate's client dialect). In the
+        # cross-dialect case llmgate gets an Anthropic request and translates
+        # it for the OpenAI mock; direct and nginx get the OpenAI equivalent.
         cases = [
-            ("c1", 1, 1024),
-            ("c64", 64, 1024),
-            ("c1-64k", 1, 64 * 1024),
+            ("c1", 1, 1024, "openai"),
+            ("c64", 64, 1024, "openai"),
+            ("c1-64k", 1, 64 * 1024, "openai"),
+            ("c1-xdialect", 1, 1024, "anthropic"),
         ]
-        raw = {case: {t: [] for t in ports} for case, _, _ in cases}
+        raw = {case: {t: [] for t in ports} for case, _, _, _ in cases}
         streams = {t: {"ttfb": [], "gap": []} for t in ports}
         for r in range(args.rounds):
-            for case, conns, size in cases:
+            for case, conns, size, dialect in cases:
                 for target, port in ports.items():
-                    res = wrk(tmp, f"http://127.0.0.1:{port}/v1/chat/completions",
-                              chat_body(model_for[target], size), conns, args.seconds)
+                    if target == "llmgate" and dialect == "anthropic":
+                        path, body = "/v1/messages", anthropic_body(model_for[target], size)
+                    else:
+                        path, body = "/v1/chat/completions", chat_body(model_for[target], size)
+                    res = wrk(tmp, f"http://127.0.0.1:{port}{path}", body, conns, args.seconds)
                     raw[case][target].append(res)
                     print(f"round {r + 1} {case:7} {target:8} {res['rps']:9.0f} req/s  p50 {res['p50']:6} us  "
                           f"p99 {res['p99']:6} us  errors {res['errors'] + res['status_errors']}", file=sys.stderr)
@@ -276,15 +295,17 @@ def main():
             "added_p99_us_c1": added("c1", target, "p99"),
             "added_p50_us_c1_64k": added("c1-64k", target, "p50"),
             "added_p99_us_c1_64k": added("c1-64k", target, "p99"),
+            "added_p50_us_c1_xdialect": added("c1-xdialect", target, "p50"),
+            "added_p99_us_c1_xdialect": added("c1-xdialect", target, "p99"),
             "rps_c64": rps("c64", target),
             "p99_us_c64": statistics.median(x["p99"] for x in raw["c64"][target]),
-            "errors": sum(errors(c, target) for c, _, _ in cases),
+            "errors": sum(errors(c, target) for c, _, _, _ in cases),
             "stream_added_ttfb_p50_us": pct(streams[target]["ttfb"], 50) - pct(streams["direct"]["ttfb"], 50),
             "stream_added_ttfb_p99_us": pct(streams[target]["ttfb"], 99) - pct(streams["direct"]["ttfb"], 99),
             "stream_added_max_gap_us": max(streams[target]["gap"]) - max(streams["direct"]["gap"]),
         }
     summary["direct"] = {"rps_c64": rps("c64", "direct"), "p50_us_c1": statistics.median(
-        x["p50"] for x in raw["c1"]["direct"]), "errors": sum(errors(c, "direct") for c, _, _ in cases)}
+        x["p50"] for x in raw["c1"]["direct"]), "errors": sum(errors(c, "direct") for c, _, _, _ in cases)}
     summary["llmgate"]["rss_idle_kib"] = rss_idle
     summary["llmgate"]["rss_after_kib"] = rss_after
     summary["raw"] = raw
@@ -333,6 +354,8 @@ def render(s) -> str:
         ("added latency p99, c=1, 1 KB (us)", "0", n["added_p99_us_c1"], g["added_p99_us_c1"]),
         ("added latency p50, c=1, 64 KB (us)", "0", n["added_p50_us_c1_64k"], g["added_p50_us_c1_64k"]),
         ("added latency p99, c=1, 64 KB (us)", "0", n["added_p99_us_c1_64k"], g["added_p99_us_c1_64k"]),
+        ("added latency p50, c=1, Anthropic client -> OpenAI mock (us)", "0", "n/a", g["added_p50_us_c1_xdialect"]),
+        ("added latency p99, c=1, Anthropic client -> OpenAI mock (us)", "0", "n/a", g["added_p99_us_c1_xdialect"]),
         ("requests/s, c=64", f"{d['rps_c64']:.0f}", f"{n['rps_c64']:.0f}", f"{g['rps_c64']:.0f}"),
         ("p99 at c=64 (us)", "", n["p99_us_c64"], g["p99_us_c64"]),
         ("stream added TTFB p50 (us)", "0", n["stream_added_ttfb_p50_us"], g["stream_added_ttfb_p50_us"]),
