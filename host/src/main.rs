@@ -156,7 +156,7 @@ fn list_plugins() -> anyhow::Result<()> {
             _ => String::new(),
         };
         println!(
-            "{:<12} {:<9} {:<9} {:>7}K  {}",
+            "{:<16} {:<9} {:<9} {:>7}K  {}",
             info.name,
             info.world.as_str(),
             origin,
