@@ -143,7 +143,7 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
 fn list_plugins() -> anyhow::Result<()> {
     let registry = PluginRegistry::load_builtin(Limits::default())?;
     println!(
-        "{:<12} {:<9} {:<9} {:>8}  description",
+        "{:<16} {:<9} {:<9} {:>8}  description",
         "name", "world", "origin", "size"
     );
     for info in registry.infos() {
