@@ -197,7 +197,7 @@ async fn send(
         translation_notes,
     } = request;
     super::refuse_if_strict(call, &translation_notes).map_err(|e| (None, e))?;
-    let mut builder = request_builder(
+    let builder = request_builder(
         provider,
         target.key.map(|(_, key)| key),
         &method,
@@ -207,17 +207,7 @@ async fn send(
         &auth,
     )
     .map_err(|e| (None, e))?;
-    if !ctx.stream {
-        builder = builder.timeout(provider.timeout);
-    }
     tracing::debug!(request_id = %call.id, provider = %provider.name, "sending upstream");
-    // Streams have no total timeout, but the wait for the response head is
-    // bounded like any silence inside the stream.
-    let wait = if ctx.stream {
-        provider.stream_idle_timeout
-    } else {
-        provider.timeout
-    };
     let unreachable = |message: String, timeout: bool| {
         (
             None,
@@ -228,16 +218,22 @@ async fn send(
             },
         )
     };
-    let response = match tokio::time::timeout(wait, builder.send()).await {
-        Err(_) => {
-            return Err(unreachable(
-                format!("no response within {} ms", wait.as_millis()),
-                true,
-            ));
+    let sent = if ctx.stream {
+        // Streams have no total timeout, but the wait for the response head
+        // is bounded like any silence inside the stream.
+        let wait = provider.stream_idle_timeout;
+        match tokio::time::timeout(wait, builder.send()).await {
+            Ok(sent) => sent,
+            Err(_) => {
+                let message = format!("no response within {} ms", wait.as_millis());
+                return Err(unreachable(message, true));
+            }
         }
-        Ok(Err(e)) => return Err(unreachable(transport_message(&e), e.is_timeout())),
-        Ok(Ok(response)) => response,
+    } else {
+        // reqwest's own timeout covers the head and the body: one timer.
+        builder.timeout(provider.timeout).send().await
     };
+    let response = sent.map_err(|e| unreachable(transport_message(&e), e.is_timeout()))?;
     let status = response.status();
     if status.is_success() {
         return Ok(Upstream {
