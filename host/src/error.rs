@@ -57,6 +57,16 @@ pub enum GatewayError {
         /// What the routes lack (e.g. `tools`).
         lacking: &'static str,
     },
+    /// A route cannot carry this request: its adapter refused to build it, or
+    /// strict mode refused a lossy translation. Nothing was sent upstream;
+    /// another route may still serve it.
+    #[error("the {adapter} adapter cannot send this request: {message}")]
+    Untranslatable {
+        /// The adapter that refused.
+        adapter: String,
+        /// Why.
+        message: String,
+    },
     /// Every backend of the model (and its fallbacks) is cooling down.
     #[error("every backend for model '{model}' is cooling down after failures; retry later")]
     AllCooling {
@@ -81,7 +91,9 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
-            GatewayError::NoCapableRoute { .. } => StatusCode::BAD_REQUEST,
+            GatewayError::NoCapableRoute { .. } | GatewayError::Untranslatable { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             GatewayError::Unreachable { timeout: true, .. } => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Unreachable { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Upstream { error, .. } => status_for_upstream(error),
@@ -96,7 +108,23 @@ impl GatewayError {
         match self {
             GatewayError::Unreachable { timeout: false, .. } => "unreachable",
             GatewayError::Plugin { .. } => "plugin",
+            GatewayError::Untranslatable { .. } => "untranslatable",
             other => other.to_plugin_error().kind.as_str(),
+        }
+    }
+
+    /// An ingress adapter could not read the client's request: the client's
+    /// error when the adapter says so, the plugin's otherwise. Never
+    /// "upstream": no upstream has seen it.
+    pub fn from_ingress(plugin: &str, error: PluginError) -> GatewayError {
+        match error.kind {
+            ErrorKind::BadRequest | ErrorKind::ContextLength | ErrorKind::ContentFilter => {
+                GatewayError::BadRequest(error.message)
+            }
+            _ => GatewayError::Plugin {
+                plugin: plugin.to_string(),
+                message: error.message,
+            },
         }
     }
 
@@ -106,7 +134,8 @@ impl GatewayError {
             GatewayError::Unauthorized => ErrorKind::Auth,
             GatewayError::BadRequest(_)
             | GatewayError::BodyTooLarge { .. }
-            | GatewayError::NoCapableRoute { .. } => ErrorKind::BadRequest,
+            | GatewayError::NoCapableRoute { .. }
+            | GatewayError::Untranslatable { .. } => ErrorKind::BadRequest,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => ErrorKind::NotFound,
             GatewayError::Unreachable { timeout: true, .. } => ErrorKind::Timeout,
             GatewayError::Unreachable { .. } => ErrorKind::Upstream,

@@ -57,6 +57,22 @@ def gw(mock, start_gateway):
         [[models]]
         name = "via-gemini"
         routes = [{{ provider = "goog", model = "gemini-mock" }}]
+
+        [[models]]
+        name = "anthropic-then-openai"
+        policy = "priority"
+        routes = [
+          {{ provider = "ant", model = "claude-mock", priority = 1 }},
+          {{ provider = "oai", model = "mock-small", priority = 2 }},
+        ]
+
+        [[models]]
+        name = "openai-then-anthropic"
+        policy = "priority"
+        routes = [
+          {{ provider = "oai", model = "mock-small", priority = 1 }},
+          {{ provider = "ant", model = "claude-mock", priority = 2 }},
+        ]
         """
     ))
 
@@ -179,3 +195,38 @@ def test_lossy_translation_is_reported_and_strict_refuses_it(gw, mock):
     native = httpx.post(f"{gw.url}/v1/messages", json={**body, "model": "via-anthropic"}, headers={**headers, "x-llmgate-strict": "true"})
     assert native.status_code == 200
     assert "x-llmgate-translation-notes" not in native.headers
+
+
+AUDIO = [{"role": "user", "content": [
+    {"type": "text", "text": "ping"},
+    {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+]}]
+
+
+def test_a_route_that_cannot_carry_the_request_hands_it_to_one_that_can(gw, mock):
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    r = c.chat.completions.create(model="anthropic-then-openai", messages=AUDIO)
+    assert r.choices[0].message.content == "Hello from mock! You said: ping"
+    assert "claude-mock" not in httpx.get(f"{mock.url}/mock/stats").json()["models"], "nothing was sent to Anthropic"
+    # With no route that can carry it: a 400 naming the part, not an upstream failure.
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(model="via-anthropic", messages=AUDIO)
+    assert "input_audio" in e.value.message
+    assert "upstream" not in e.value.message
+
+
+def test_strict_mode_falls_through_to_a_native_route(gw):
+    body = {"model": "openai-then-anthropic", "max_tokens": 50, "top_k": 5, "messages": [{"role": "user", "content": "ping"}]}
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-llmgate-strict": "true"}
+    r = httpx.post(f"{gw.url}/v1/messages", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert "x-llmgate-translation-notes" not in r.headers
+
+
+def test_a_request_the_ingress_cannot_read_is_the_clients_error(gw):
+    body = {"model": "via-openai", "max_tokens": 50, "messages": [{"role": "narrator", "content": "ping"}]}
+    r = httpx.post(f"{gw.url}/v1/messages", json=body, headers={"x-api-key": CLIENT_KEY})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error"
+    assert "narrator" in err["message"] and "upstream" not in err["message"]

@@ -13,7 +13,7 @@ use super::record::{AttemptRecord, RequestRecord};
 use super::stream;
 use crate::config::{Provider, Route};
 use crate::error::GatewayError;
-use crate::plugins::{AuthPlacement, CallContext, Header, UpstreamRequest};
+use crate::plugins::{AuthPlacement, CallContext, ErrorKind, Header, UpstreamRequest};
 use crate::server::{ResponseBody, full_body};
 
 /// Error bodies are read for classification only; a provider that sends
@@ -77,7 +77,10 @@ pub async fn run(
             upstream
         }
         Err(err) => {
-            route.stats.record(false, started.elapsed(), None);
+            // A refusal before sending says nothing about the backend's health.
+            if !matches!(err, GatewayError::Untranslatable { .. }) {
+                route.stats.record(false, started.elapsed(), None);
+            }
             return Err(err);
         }
     };
@@ -182,11 +185,26 @@ async fn send(
         provider: provider.name.clone(),
         error,
     };
+    let untranslatable = |message: String| GatewayError::Untranslatable {
+        adapter: provider.adapter.name().to_string(),
+        message,
+    };
     let request = provider
         .adapter
         .build_request(ctx, body, target.native)
         .map_err(|e| (None, e))?
-        .map_err(|e| (None, upstream_error(e)))?;
+        .map_err(|e| {
+            let err = match e.kind {
+                ErrorKind::BadRequest | ErrorKind::ContextLength | ErrorKind::ContentFilter => {
+                    untranslatable(e.message)
+                }
+                _ => GatewayError::Plugin {
+                    plugin: provider.adapter.name().to_string(),
+                    message: e.message,
+                },
+            };
+            (None, err)
+        })?;
     let UpstreamRequest {
         method,
         path_and_query,
@@ -196,7 +214,13 @@ async fn send(
         stream_note,
         translation_notes,
     } = request;
-    super::refuse_if_strict(call, &translation_notes).map_err(|e| (None, e))?;
+    if call.strict && !translation_notes.is_empty() {
+        let message = format!(
+            "strict translation refused: {}",
+            translation_notes.join("; ")
+        );
+        return Err((None, untranslatable(message)));
+    }
     let builder = request_builder(
         provider,
         target.key.map(|(_, key)| key),

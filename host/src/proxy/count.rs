@@ -38,7 +38,7 @@ pub async fn count_tokens(
     }
     let profile = ingress
         .inspect_request(body)?
-        .map_err(|e| GatewayError::BadRequest(e.message))?;
+        .map_err(|e| GatewayError::from_ingress(ingress.name(), e))?;
     Ok(profile.estimated_input_tokens)
 }
 

@@ -11,6 +11,7 @@
 //! | overloaded                                  | next backend | the backend, Retry-After or escalating |
 //! | timeout, upstream (5xx), not_found, unreachable | next backend | the backend, escalating        |
 //! | internal (a plugin failed)                  | next backend | nothing: not the backend's fault    |
+//! | untranslatable (the route cannot carry it)  | next backend | nothing: nothing was sent           |
 //!
 //! "Next key" retries the same backend with another key that is not cooling
 //! down, and moves to the next backend when there is none. Escalating
@@ -84,7 +85,7 @@ pub fn decide(err: &GatewayError, routing: &Routing, stats: &BackendStats) -> De
             }
         }
         GatewayError::Unreachable { .. } => next_backend(Some(escalating())),
-        GatewayError::Plugin { .. } => next_backend(None),
+        GatewayError::Plugin { .. } | GatewayError::Untranslatable { .. } => next_backend(None),
         _ => answer,
     }
 }
@@ -158,6 +159,15 @@ mod tests {
         });
         assert_eq!(
             (plugin.next, plugin.backend_cooldown),
+            (Next::NextBackend, None)
+        );
+
+        let refused = d(GatewayError::Untranslatable {
+            adapter: "anthropic".into(),
+            message: "input_audio".into(),
+        });
+        assert_eq!(
+            (refused.next, refused.backend_cooldown),
             (Next::NextBackend, None)
         );
 

@@ -119,6 +119,8 @@ async fn route_and_send(
     // Translated only when a route needs it, profiled only when a route
     // restricts capabilities; each at most once.
     let mut canonical: Option<DecodedRequest> = None;
+    // Strict mode and a lossy decode: translated routes are out, native ones may serve.
+    let mut strict_refusal: Option<String> = None;
     let mut profile: Option<RequestProfile> = None;
     let mut last_error = None;
     for model in runtime.fallback_chain(model) {
@@ -126,12 +128,11 @@ async fn route_and_send(
         let mut order = order_routes(&model)?;
         if model.restricted {
             if profile.is_none() {
-                profile = Some(call.ingress.inspect_request(&call.body)?.map_err(|error| {
-                    GatewayError::Upstream {
-                        provider: call.ingress.name().to_string(),
-                        error,
-                    }
-                })?);
+                profile = Some(
+                    call.ingress
+                        .inspect_request(&call.body)?
+                        .map_err(|e| GatewayError::from_ingress(call.ingress.name(), e))?,
+                );
             }
             let profile = profile.as_ref().expect("set above");
             let mut lacking = None;
@@ -164,15 +165,30 @@ async fn route_and_send(
                 };
                 attempts += 1;
                 let native = route.provider.adapter.dialect() == call.ingress.dialect();
-                let body: &[u8] = if native {
-                    &call.body
-                } else {
-                    if canonical.is_none() {
-                        let decoded = decode_to_canonical(call)?;
-                        refuse_if_strict(call, &decoded.translation_notes)?;
+                if !native && canonical.is_none() && strict_refusal.is_none() {
+                    let decoded = call
+                        .ingress
+                        .decode_request(&call.body)?
+                        .map_err(|e| GatewayError::from_ingress(call.ingress.name(), e))?;
+                    if call.strict && !decoded.translation_notes.is_empty() {
+                        strict_refusal = Some(format!(
+                            "strict translation refused: {}",
+                            decoded.translation_notes.join("; ")
+                        ));
+                    } else {
                         canonical = Some(decoded);
                     }
-                    &canonical.as_ref().expect("set above").canonical
+                }
+                if let (false, Some(message)) = (native, &strict_refusal) {
+                    last_error = Some(GatewayError::Untranslatable {
+                        adapter: call.ingress.name().to_string(),
+                        message: message.clone(),
+                    });
+                    continue 'routes;
+                }
+                let body: &[u8] = match (&canonical, native) {
+                    (Some(c), false) => &c.canonical,
+                    _ => &call.body,
                 };
                 let target = attempt::Target {
                     route,
@@ -220,26 +236,6 @@ async fn route_and_send(
     Err(last_error.unwrap_or_else(|| GatewayError::AllCooling {
         model: alias.to_string(),
     }))
-}
-
-/// In strict mode, a lossy translation is the client's error, naming what would be lost.
-pub fn refuse_if_strict(call: &Call, notes: &[String]) -> Result<(), GatewayError> {
-    if call.strict && !notes.is_empty() {
-        return Err(GatewayError::BadRequest(format!(
-            "strict translation refused: {}",
-            notes.join("; ")
-        )));
-    }
-    Ok(())
-}
-
-fn decode_to_canonical(call: &Call) -> Result<DecodedRequest, GatewayError> {
-    call.ingress
-        .decode_request(&call.body)?
-        .map_err(|error| GatewayError::Upstream {
-            provider: call.ingress.name().to_string(),
-            error,
-        })
 }
 
 /// Phase 3: asks the model's policy for the order to try its routes in.

@@ -44,6 +44,13 @@ pub fn kind_for_status(status: u16) -> ErrorKind {
     }
 }
 
+/// The message for an error body the adapter cannot read (an HTML page
+/// from a proxy, say): the status and the body's start, cut at 512 bytes.
+pub fn unreadable_body_message(status: u16, body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    format!("upstream answered HTTP {status}: {text}")
+}
+
 /// How long the upstream asked us to wait, from `retry-after-ms` (OpenAI) or
 /// `retry-after` in seconds. HTTP-date values are ignored: a plugin has no clock.
 pub fn retry_after_ms(headers: &[Header]) -> Option<u32> {

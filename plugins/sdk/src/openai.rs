@@ -168,10 +168,7 @@ pub fn classify_error(status: u16, headers: &[Header], body: &[u8]) -> PluginErr
     };
     let message = match parsed.and_then(|e| e.message) {
         Some(m) => m,
-        None => {
-            let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
-            format!("upstream answered HTTP {status}: {text}")
-        }
+        None => crate::error::unreadable_body_message(status, body),
     };
     PluginError {
         kind,

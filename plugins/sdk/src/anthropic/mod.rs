@@ -68,10 +68,7 @@ pub fn classify_error(status: u16, headers: &[Header], body: &[u8]) -> PluginErr
         .and_then(|e| e.get("message"))
         .and_then(Value::as_str)
         .map(str::to_string)
-        .unwrap_or_else(|| {
-            let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
-            format!("upstream answered HTTP {status}: {text}")
-        });
+        .unwrap_or_else(|| crate::error::unreadable_body_message(status, body));
     let lower = message.to_lowercase();
     let kind = match kind_name {
         Some("overloaded_error") => ErrorKind::Overloaded,
