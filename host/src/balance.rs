@@ -138,13 +138,34 @@ impl Drop for InFlight {
     }
 }
 
-/// Stats for every backend ever configured, by (provider, upstream model).
+/// Stats for every backend ever configured, by (provider, upstream model),
+/// and key cooldowns by (provider, key).
 #[derive(Debug, Default)]
 pub struct StatsTable {
     backends: Mutex<HashMap<(String, String), Arc<BackendStats>>>,
+    key_cooldowns: Mutex<HashMap<(String, String), Arc<AtomicU64>>>,
 }
 
 impl StatsTable {
+    /// The cooldown deadline of one provider key, created on first use. Kept
+    /// here, not in the compiled config, so a reload does not hand a key
+    /// that is out of quota straight back to traffic.
+    pub fn key_cooldown(&self, provider: &str, key: &str) -> Arc<AtomicU64> {
+        let mut map = self.key_cooldowns.lock().expect("stats lock");
+        Arc::clone(
+            map.entry((provider.to_string(), key.to_string()))
+                .or_default(),
+        )
+    }
+
+    /// Every backend's stats, for the admin API and metrics.
+    pub fn snapshot(&self) -> Vec<((String, String), Arc<BackendStats>)> {
+        let map = self.backends.lock().expect("stats lock");
+        let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// The stats of one backend, created on first use.
     pub fn backend(&self, provider: &str, model: &str) -> Arc<BackendStats> {
         let mut map = self.backends.lock().expect("stats lock");
@@ -159,7 +180,7 @@ impl StatsTable {
 #[derive(Debug)]
 pub struct KeyRing {
     keys: Vec<String>,
-    cooldown_until_ms: Vec<AtomicU64>,
+    cooldown_until_ms: Vec<Arc<AtomicU64>>,
     next: AtomicUsize,
 }
 
@@ -175,13 +196,33 @@ pub enum KeyChoice<'a> {
 }
 
 impl KeyRing {
-    /// A ring over `keys` (may be empty for servers without auth).
-    pub fn new(keys: Vec<String>) -> Self {
+    /// A ring over `keys` (may be empty for servers without auth), with
+    /// their cooldown deadlines (see [`StatsTable::key_cooldown`]).
+    pub fn new(keys: Vec<String>, cooldowns: Vec<Arc<AtomicU64>>) -> Self {
+        assert_eq!(keys.len(), cooldowns.len(), "one cooldown per key");
         KeyRing {
-            cooldown_until_ms: keys.iter().map(|_| AtomicU64::new(0)).collect(),
+            cooldown_until_ms: cooldowns,
             keys,
             next: AtomicUsize::new(0),
         }
+    }
+
+    /// A ring whose cooldowns start fresh (tests, one-off clients).
+    pub fn fresh(keys: Vec<String>) -> Self {
+        let cooldowns = keys.iter().map(|_| Arc::default()).collect();
+        KeyRing::new(keys, cooldowns)
+    }
+
+    /// Time left in each key's cooldown (`None`: in rotation).
+    pub fn cooldowns(&self) -> Vec<Option<Duration>> {
+        let now = now_ms();
+        self.cooldown_until_ms
+            .iter()
+            .map(|until| {
+                let until = until.load(Ordering::Relaxed);
+                (until > now).then(|| Duration::from_millis(until - now))
+            })
+            .collect()
     }
 
     /// The next key in rotation that is not cooling down and not in `tried`.
@@ -266,7 +307,7 @@ mod tests {
 
     #[test]
     fn keys_rotate_and_cool_down_one_by_one() {
-        let ring = KeyRing::new(vec!["a".into(), "b".into()]);
+        let ring = KeyRing::fresh(vec!["a".into(), "b".into()]);
         let taken: Vec<_> = (0..4).map(|_| ring.take(&[])).collect();
         assert_eq!(
             taken,
@@ -288,12 +329,12 @@ mod tests {
         ring.cool_down(1, Duration::from_secs(60));
         assert!(ring.all_cooling());
         assert_eq!(ring.take(&[]), KeyChoice::AllCooling);
-        assert_eq!(KeyRing::new(vec![]).take(&[]), KeyChoice::NoKey);
+        assert_eq!(KeyRing::fresh(vec![]).take(&[]), KeyChoice::NoKey);
     }
 
     #[test]
     fn key_cooldowns_expire() {
-        let ring = KeyRing::new(vec!["a".into()]);
+        let ring = KeyRing::fresh(vec!["a".into()]);
         ring.cool_down(0, Duration::from_millis(30));
         assert_eq!(ring.take(&[]), KeyChoice::AllCooling);
         std::thread::sleep(Duration::from_millis(40));

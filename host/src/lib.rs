@@ -6,29 +6,41 @@
 //! turns the TOML file into the runtime form, [`plugins`] runs the wasm
 //! components, [`balance`] keeps live backend stats, [`sse`] frames streams.
 
+pub mod admin;
 pub mod balance;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod plugins;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod sse;
+pub mod store;
 pub mod tls;
 
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use anyhow::Context;
 use arc_swap::ArcSwap;
 
 use balance::StatsTable;
 use config::Runtime;
+use metrics::Metrics;
 use plugins::{Limits, PluginRegistry};
+use proxy::record::Recorder;
+use reload::ReloadStatus;
 use server::Gateway;
+use store::Store;
 
-/// Loads the config at `path` and the plugins it needs, ready to serve.
+/// Loads the config at `path`, the plugins it needs and the request store,
+/// ready to serve.
 pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config {}", path.display()))?;
     let file = config::load(path)?;
     let limits = Limits {
         call_timeout: std::time::Duration::from_millis(file.plugins.call_timeout_ms),
@@ -38,14 +50,37 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let plugins = Arc::new(PluginRegistry::load_builtin(limits).context("loading plugins")?);
     let stats = Arc::new(StatsTable::default());
     let runtime = Runtime::compile(&file, &plugins, &stats)?;
+    let store = if file.storage.enabled {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let store_path = store::resolve_path(&file.storage, dir);
+        Some(Store::open(&store_path, &file.storage)?)
+    } else {
+        None
+    };
     Ok(Arc::new(Gateway {
         runtime: ArcSwap::from_pointee(runtime),
+        config: ArcSwap::from_pointee(file.clone()),
+        started_config: file,
+        config_path: path.to_path_buf(),
+        last_config_text: Mutex::new(text),
+        reload: Mutex::new(ReloadStatus {
+            generation: 1,
+            loaded_at_ms: store::unix_ms(),
+            last_ok: true,
+            ..ReloadStatus::default()
+        }),
         plugins,
         stats,
+        recorder: Arc::new(Recorder {
+            store,
+            metrics: Arc::new(Metrics::default()),
+        }),
+        started: Instant::now(),
     }))
 }
 
-/// Binds the configured address and serves until `shutdown` resolves.
+/// Binds the configured address and serves until `shutdown` resolves; then
+/// drains requests in flight and flushes the request store.
 pub async fn serve(
     gateway: Arc<Gateway>,
     shutdown: impl Future<Output = ()>,
@@ -58,12 +93,24 @@ pub async fn serve(
         .await
         .with_context(|| format!("binding {}", runtime.listen))?;
     tracing::info!(
-        "llmgate listening on http://{} ({} providers, {} models)",
+        "llmgate listening on http://{} ({} providers, {} models, request log {})",
         listener.local_addr()?,
         runtime.providers.len(),
-        runtime.models.len()
+        runtime.models.len(),
+        gateway
+            .recorder
+            .store
+            .as_ref()
+            .map_or("off".to_string(), |s| s.path().display().to_string()),
     );
     drop(runtime);
-    server::serve(gateway, listener, shutdown).await?;
+    let watcher = tokio::spawn(reload::watch(Arc::clone(&gateway)));
+    let served = server::serve(Arc::clone(&gateway), listener, shutdown).await;
+    watcher.abort();
+    if let Some(store) = gateway.recorder.store.clone() {
+        tokio::task::spawn_blocking(move || store.close()).await?;
+        tracing::info!("request log flushed");
+    }
+    served?;
     Ok(())
 }

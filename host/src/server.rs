@@ -4,7 +4,8 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -16,9 +17,12 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tracing::Instrument;
 
 use crate::balance::StatsTable;
-use crate::config::Runtime;
+use crate::config::{ConfigFile, Runtime};
+use crate::proxy::record::Recorder;
+use crate::reload::ReloadStatus;
 use crate::error::GatewayError;
 use crate::plugins::{AdapterPlugin, PluginRegistry};
 use crate::proxy::{self, Call};
@@ -33,17 +37,29 @@ pub fn full_body(bytes: impl Into<Bytes>) -> ResponseBody {
         .boxed_unsync()
 }
 
-/// How long shutdown waits for requests in flight (streams included).
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// The running gateway: plugins, live stats, and the current config.
+/// The running gateway: plugins, live stats, the current config, and where
+/// request records go.
 pub struct Gateway {
     /// The compiled config; swapped whole on reload.
     pub runtime: ArcSwap<Runtime>,
+    /// The config as written (secrets resolved), for the admin API.
+    pub config: ArcSwap<ConfigFile>,
+    /// The config as it was at start: settings read only then.
+    pub started_config: ConfigFile,
+    /// The config file.
+    pub config_path: PathBuf,
+    /// The text last read from it, to notice changes.
+    pub last_config_text: Mutex<String>,
+    /// The last reload's outcome.
+    pub reload: Mutex<ReloadStatus>,
     /// Loaded plugins.
     pub plugins: Arc<PluginRegistry>,
-    /// Backend stats, kept across reloads.
+    /// Backend stats and key cooldowns, kept across reloads.
     pub stats: Arc<StatsTable>,
+    /// The request store and the metrics.
+    pub recorder: Arc<Recorder>,
+    /// When the gateway started.
+    pub started: Instant,
 }
 
 /// Serves until `shutdown` resolves, then drains connections.
@@ -52,6 +68,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let grace = gateway.runtime.load().shutdown_grace;
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -83,8 +100,8 @@ pub async fn serve(
         });
     }
     drop(listener);
-    tracing::info!("shutting down: waiting up to {SHUTDOWN_GRACE:?} for requests in flight");
-    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+    tracing::info!("shutting down: waiting up to {grace:?} for requests in flight");
+    if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()
     {
@@ -97,6 +114,10 @@ pub async fn serve(
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Endpoint {
     Health,
+    /// Prometheus metrics.
+    Metrics,
+    /// The admin API (`/admin/api/...`).
+    Admin,
     /// The model list, in a dialect's shape.
     Models(&'static str),
     /// A chat request in a dialect (`openai` chat completions, `anthropic` messages).
@@ -147,8 +168,12 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
         ClientHint::Gemini => "gemini",
         ClientHint::None => "openai",
     };
+    if path == "/admin/api" || path.starts_with("/admin/api/") {
+        return Endpoint::Admin;
+    }
     match (method, path) {
         (&Method::GET, "/health" | "/healthz") => Endpoint::Health,
+        (&Method::GET, "/metrics") => Endpoint::Metrics,
         (&Method::GET, "/v1/models" | "/openai/v1/models") => Endpoint::Models(dialect),
         (&Method::GET, "/anthropic/v1/models") => Endpoint::Models("anthropic"),
         (&Method::POST, "/v1/chat/completions" | "/openai/v1/chat/completions") => {
@@ -223,7 +248,7 @@ async fn handle(
         Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
         Endpoint::Generate { .. } => "gemini",
         Endpoint::CountTokens { dialect, .. } => dialect,
-        Endpoint::Health => "openai",
+        Endpoint::Health | Endpoint::Metrics | Endpoint::Admin => "openai",
     };
     let Some(ingress) = gateway.plugins.ingress(dialect).cloned() else {
         return Ok(plain_error(
@@ -233,8 +258,10 @@ async fn handle(
     };
     let response = match endpoint {
         Endpoint::Health => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
+        Endpoint::Metrics => crate::admin::metrics_response(&gateway),
+        Endpoint::Admin => crate::admin::handle(Arc::clone(&gateway), req).await,
         Endpoint::Models(dialect) => match authenticate(&runtime, &req) {
-            Ok(()) => list_models(&runtime, dialect),
+            Ok(_) => list_models(&runtime, dialect),
             Err(err) => proxy::error_response(&ingress, &err),
         },
         Endpoint::Chat(_) | Endpoint::Generate { .. } => {
@@ -243,9 +270,13 @@ async fn handle(
                 .get("x-llmgate-strict")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
             match read_request(&runtime, req).await {
-                Ok(body) => {
+                Ok((key_id, body)) => {
+                    let id = format!("{:016x}", proxy::random_u64());
+                    let span = tracing::info_span!("request", id = %id);
                     let call = Call {
-                        id: format!("{:016x}", proxy::random_u64()),
+                        id,
+                        key_id,
+                        recorder: Arc::clone(&gateway.recorder),
                         ingress,
                         body,
                         started,
@@ -256,7 +287,7 @@ async fn handle(
                             _ => None,
                         },
                     };
-                    proxy::chat(runtime, call).await
+                    proxy::chat(runtime, call).instrument(span).await
                 }
                 Err(err) => proxy::error_response(&ingress, &err),
             }
@@ -265,7 +296,7 @@ async fn handle(
             dialect,
             path_model,
         } => match read_request(&runtime, req).await {
-            Ok(body) => count_tokens(&runtime, &ingress, dialect, path_model, body).await,
+            Ok((_, body)) => count_tokens(&runtime, &ingress, dialect, path_model, body).await,
             Err(err) => proxy::error_response(&ingress, &err),
         },
         Endpoint::Unknown(_) => proxy::error_response(
@@ -314,8 +345,12 @@ async fn count_tokens(
 }
 
 /// Checks the client key, then reads the body within `max_body_bytes`.
-async fn read_request(runtime: &Runtime, req: Request<Incoming>) -> Result<Bytes, GatewayError> {
-    authenticate(runtime, &req)?;
+/// Returns the key's id and the body.
+async fn read_request(
+    runtime: &Runtime,
+    req: Request<Incoming>,
+) -> Result<(Arc<str>, Bytes), GatewayError> {
+    let key_id = authenticate(runtime, &req)?;
     let limit = runtime.max_body_bytes;
     let declared = req
         .headers()
@@ -335,7 +370,7 @@ async fn read_request(runtime: &Runtime, req: Request<Incoming>) -> Result<Bytes
                 GatewayError::BadRequest(format!("reading the request body failed: {e}"))
             }
         })?;
-    Ok(collected.to_bytes())
+    Ok((key_id, collected.to_bytes()))
 }
 
 /// The client key from `Authorization: Bearer`, `x-api-key` (Anthropic
@@ -362,12 +397,11 @@ fn client_key<B>(req: &Request<B>) -> Option<&str> {
         })
 }
 
-fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<(), GatewayError> {
-    if runtime.accepts_client_key(client_key(req)) {
-        Ok(())
-    } else {
-        Err(GatewayError::Unauthorized)
-    }
+/// The id of the client's key, or 401.
+fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<Arc<str>, GatewayError> {
+    runtime
+        .client_key_id(client_key(req))
+        .ok_or(GatewayError::Unauthorized)
 }
 
 /// `GET /v1/models`: the configured names and aliases, in the client's shape.

@@ -8,7 +8,9 @@ pub mod secrets;
 
 use std::path::Path;
 
-pub use runtime::{Capabilities, ErrorRule, Model, Provider, Route, Routing, Runtime};
+pub use runtime::{
+    Capabilities, ClientKey, ErrorRule, Model, Provider, Route, Routing, Runtime, key_fingerprint,
+};
 pub use schema::ConfigFile;
 
 /// A configuration problem, naming the entry it is about.
@@ -64,8 +66,13 @@ fn expand_secrets(
     let server = &mut file.server;
     server.listen = secrets::expand(&server.listen, "server.listen", lookup)?;
     for (i, key) in server.api_keys.iter_mut().enumerate() {
-        *key = secrets::expand(key, &format!("server.api_keys[{i}]"), lookup)?;
+        let expanded = secrets::expand(key.key(), &format!("server.api_keys[{i}]"), lookup)?;
+        *key.key_mut() = expanded;
     }
+    if let Some(token) = &mut server.admin_token {
+        *token = secrets::expand(token, "server.admin_token", lookup)?;
+    }
+    file.storage.path = secrets::expand(&file.storage.path, "storage.path", lookup)?;
     for p in &mut file.providers {
         let at = format!("providers[{}]", p.name);
         p.base_url = secrets::expand(&p.base_url, &format!("{at}.base_url"), lookup)?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use super::schema::{ErrorRuleConfig, RoutingConfig};
+use super::schema::{ClientKeyConfig, ErrorRuleConfig, RoutingConfig};
 use super::{ConfigError, ConfigFile};
 use crate::balance::{BackendStats, KeyRing, StatsTable};
 use crate::plugins::{AdapterPlugin, ErrorKind, PluginRegistry, PolicyPlugin, RequestProfile};
@@ -18,7 +18,11 @@ pub struct Runtime {
     /// Address to listen on.
     pub listen: SocketAddr,
     /// Keys clients may present; empty means open.
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ClientKey>,
+    /// Token for the admin API; `None` keeps it closed.
+    pub admin_token: Option<String>,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_grace: Duration,
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Whether answers carry the route headers.
@@ -32,6 +36,35 @@ pub struct Runtime {
     by_name: HashMap<String, Arc<Model>>,
     /// Things worth a warning that are not errors.
     pub warnings: Vec<String>,
+}
+
+/// A key clients may present, and the id records show instead of it.
+pub struct ClientKey {
+    /// The configured name, or `key-` and the first 8 hex digits of the
+    /// key's SHA-256: stable across restarts, useless to an attacker.
+    pub id: Arc<str>,
+    key: String,
+}
+
+impl ClientKey {
+    fn new(config: &ClientKeyConfig) -> Self {
+        let id = match config {
+            ClientKeyConfig::Named { name, .. } => name.clone(),
+            ClientKeyConfig::Plain(key) => key_fingerprint(key),
+        };
+        ClientKey {
+            id: id.into(),
+            key: config.key().to_string(),
+        }
+    }
+}
+
+/// `key-` and 8 hex digits of the key's SHA-256.
+pub fn key_fingerprint(key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("key-{hex}")
 }
 
 /// An upstream provider.
@@ -362,7 +395,10 @@ impl Runtime {
                 name: p.name.clone(),
                 adapter: Arc::clone(adapter),
                 base_url: p.base_url.trim_end_matches('/').to_string(),
-                keys: KeyRing::new(p.keys.clone()),
+                keys: KeyRing::new(
+                    p.keys.clone(),
+                    p.keys.iter().map(|k| stats.key_cooldown(&p.name, k)).collect(),
+                ),
                 timeout: Duration::from_millis(p.timeout_ms),
                 stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
                 options_json,
@@ -482,7 +518,9 @@ impl Runtime {
             route_headers: file.server.route_headers,
             routing: Routing::from(&file.routing),
             listen,
-            api_keys: file.server.api_keys.clone(),
+            api_keys: file.server.api_keys.iter().map(ClientKey::new).collect(),
+            admin_token: file.server.admin_token.clone().filter(|t| !t.is_empty()),
+            shutdown_grace: Duration::from_millis(file.server.shutdown_grace_ms),
             max_body_bytes: file.server.max_body_bytes,
             providers,
             models,
@@ -517,17 +555,27 @@ impl Runtime {
         chain
     }
 
-    /// Whether `key` is one of the client keys (or auth is off).
-    pub fn accepts_client_key(&self, key: Option<&str>) -> bool {
+    /// The id of the client key `key`: `Some("")` when auth is off, `None`
+    /// when the key is missing or unknown.
+    pub fn client_key_id(&self, key: Option<&str>) -> Option<Arc<str>> {
         if self.api_keys.is_empty() {
-            return true;
+            return Some(Arc::from(""));
         }
-        let Some(key) = key else { return false };
+        let key = key?;
         // Compare against every key without stopping early, so the time taken
         // does not reveal how much of a guess matched.
-        self.api_keys.iter().fold(false, |found, k| {
-            found | constant_time_eq(k.as_bytes(), key.as_bytes())
+        self.api_keys.iter().fold(None, |found, k| {
+            let matched = constant_time_eq(k.key.as_bytes(), key.as_bytes());
+            found.or(matched.then(|| Arc::clone(&k.id)))
         })
+    }
+
+    /// Whether `token` opens the admin API.
+    pub fn accepts_admin_token(&self, token: Option<&str>) -> bool {
+        match (&self.admin_token, token) {
+            (Some(expected), Some(token)) => constant_time_eq(expected.as_bytes(), token.as_bytes()),
+            _ => false,
+        }
     }
 }
 

@@ -1,10 +1,10 @@
 //! The TOML configuration file, as written by operators. Every struct denies
 //! unknown keys so a typo is an error, not a silently ignored setting.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Listener and client authentication.
@@ -16,6 +16,9 @@ pub struct ConfigFile {
     /// Failover and cooldown settings.
     #[serde(default)]
     pub routing: RoutingConfig,
+    /// Where request records are kept.
+    #[serde(default)]
+    pub storage: StorageConfig,
     /// Operator rules that reclassify upstream errors.
     #[serde(default)]
     pub error_rules: Vec<ErrorRuleConfig>,
@@ -28,7 +31,7 @@ pub struct ConfigFile {
 }
 
 /// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on.
@@ -37,7 +40,14 @@ pub struct ServerConfig {
     /// Keys clients present (Bearer, `x-api-key` or `x-goog-api-key`). Empty
     /// means no authentication, which the gateway warns about at startup.
     #[serde(default)]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ClientKeyConfig>,
+    /// Token for `/admin/api/` (as `Authorization: Bearer`). Unset: the
+    /// admin API answers 401 to everyone. Client keys never open it.
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// How long shutdown waits for requests in flight, streams included.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
     /// Largest request body accepted.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
@@ -52,6 +62,44 @@ fn default_listen() -> String {
     "127.0.0.1:7070".into()
 }
 
+fn default_shutdown_grace_ms() -> u64 {
+    // Long enough for most streamed answers to finish; short enough for
+    // process supervisors, which kill after 30 s or more by default.
+    25_000
+}
+
+/// One client key: the key alone, or with a name that the request log and
+/// metrics show (otherwise they show `key-` and a hash of the key).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum ClientKeyConfig {
+    /// `"sk-..."`.
+    Plain(String),
+    /// `{ name = "alice", key = "sk-..." }`.
+    Named {
+        /// Shown in logs and metrics instead of the key.
+        name: String,
+        /// The key.
+        key: String,
+    },
+}
+
+impl ClientKeyConfig {
+    /// The key itself.
+    pub fn key(&self) -> &str {
+        match self {
+            ClientKeyConfig::Plain(key) | ClientKeyConfig::Named { key, .. } => key,
+        }
+    }
+
+    /// The key, to resolve `${VAR}` in place.
+    pub fn key_mut(&mut self) -> &mut String {
+        match self {
+            ClientKeyConfig::Plain(key) | ClientKeyConfig::Named { key, .. } => key,
+        }
+    }
+}
+
 fn default_max_body_bytes() -> usize {
     // Vision requests carry base64 images (OpenAI accepts up to 20 MB per
     // image); 32 MiB fits such a request and still bounds memory per request.
@@ -63,14 +111,84 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             api_keys: Vec::new(),
+            admin_token: None,
+            shutdown_grace_ms: default_shutdown_grace_ms(),
             max_body_bytes: default_max_body_bytes(),
             route_headers: false,
         }
     }
 }
 
+/// `[storage]`: the request log.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Record requests at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The redb file. Relative paths are taken from `$LLMGATE_DATA_DIR` when
+    /// set, else from the config file's directory.
+    #[serde(default = "default_storage_path")]
+    pub path: String,
+    /// Records older than this many days are deleted.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// At most this many records are kept; the oldest go first.
+    #[serde(default = "default_max_records")]
+    pub max_records: u64,
+    /// Records waiting for the writer; beyond this, new ones are dropped
+    /// (and counted) rather than slowing requests down.
+    #[serde(default = "default_queue_capacity")]
+    pub queue_capacity: usize,
+    /// How often the writer commits what is queued.
+    #[serde(default = "default_flush_interval_ms")]
+    pub flush_interval_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_storage_path() -> String {
+    "llmgate.redb".into()
+}
+
+fn default_retention_days() -> u32 {
+    // A month covers a billing cycle, which is what usage questions are about.
+    30
+}
+
+fn default_max_records() -> u64 {
+    // About 1 KB a record: a million is ~1 GB of disk at most.
+    1_000_000
+}
+
+fn default_queue_capacity() -> usize {
+    // Ten seconds of 5000 requests/s: room for a slow disk to catch up.
+    50_000
+}
+
+fn default_flush_interval_ms() -> u64 {
+    // A commit (one fsync) per interval, not per request; a kill -9 loses
+    // at most this much.
+    200
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            enabled: true,
+            path: default_storage_path(),
+            retention_days: default_retention_days(),
+            max_records: default_max_records(),
+            queue_capacity: default_queue_capacity(),
+            flush_interval_ms: default_flush_interval_ms(),
+        }
+    }
+}
+
 /// `[plugins]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginsConfig {
     /// Wall time one plugin call may take.
@@ -99,7 +217,7 @@ impl Default for PluginsConfig {
 }
 
 /// `[routing]`: how failures are handled.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingConfig {
     /// Upstream requests per model alias before moving to its fallbacks.
@@ -171,7 +289,7 @@ impl Default for RoutingConfig {
 
 /// One `[[error_rules]]` entry: upstream answers that match get `kind`,
 /// whatever the adapter said. Rules are checked in order; the first match wins.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ErrorRuleConfig {
     /// Only for this provider (default: all).
@@ -190,7 +308,7 @@ pub struct ErrorRuleConfig {
 }
 
 /// One `[[providers]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Unique name routes refer to.
@@ -235,7 +353,7 @@ fn default_stream_idle_timeout_ms() -> u64 {
 }
 
 /// One `[[models]]` entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     /// The name clients ask for.
@@ -264,7 +382,7 @@ fn default_policy() -> String {
 }
 
 /// One route of a model.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A provider's name.

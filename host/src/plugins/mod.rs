@@ -21,7 +21,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use adapter::{AdapterPlugin, DecoderSession, EncoderSession};
 pub use policy::PolicyPlugin;
-pub use pool::PluginState;
+pub use pool::{CallStats, PluginState};
 
 /// Host bindings for the `provider` world; the source of the shared types.
 #[allow(missing_docs)]

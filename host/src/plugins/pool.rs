@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 use super::{EPOCH_TICK, Limits};
+use crate::metrics::{Histogram, PLUGIN_BUCKETS};
 use crate::error::GatewayError;
 
 /// What each plugin store carries: the plugin's name (for logs) and its limits.
@@ -25,14 +26,24 @@ pub(super) struct Instance<B> {
 type Instantiate<B> = dyn Fn(&mut Store<PluginState>) -> wasmtime::Result<B> + Send + Sync;
 
 /// Call counters for one plugin.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CallStats {
     /// Calls made.
     pub calls: AtomicU64,
     /// Calls that trapped (including time and memory limits).
     pub traps: AtomicU64,
-    /// Total time spent in calls, in nanoseconds.
-    pub busy_ns: AtomicU64,
+    /// Call durations.
+    pub durations: Histogram,
+}
+
+impl Default for CallStats {
+    fn default() -> Self {
+        CallStats {
+            calls: AtomicU64::new(0),
+            traps: AtomicU64::new(0),
+            durations: Histogram::new(PLUGIN_BUCKETS),
+        }
+    }
 }
 
 /// Idle instances of one plugin, and how to make more.
@@ -154,9 +165,7 @@ impl<B> Lease<B> {
         let result = f(&instance.bindings, &mut instance.store);
         let stats = &self.pool.stats;
         stats.calls.fetch_add(1, Ordering::Relaxed);
-        stats
-            .busy_ns
-            .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        stats.durations.observe(started.elapsed());
         result.map_err(|err| {
             self.instance = None;
             self.pool.call_error(err)

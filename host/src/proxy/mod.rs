@@ -37,7 +37,7 @@ use crate::error::GatewayError;
 use crate::plugins::{AdapterPlugin, Candidate, DecodedRequest, PickContext, RequestProfile};
 use crate::server::{ResponseBody, full_body};
 use failover::Next;
-use record::RequestRecord;
+use record::{Recorder, RequestRecord};
 
 pub use count::count_tokens;
 
@@ -57,6 +57,10 @@ pub struct Call {
     pub path_route: Option<(String, bool)>,
     /// `x-llmgate-strict: true`: a translation that would drop anything is refused.
     pub strict: bool,
+    /// The client key's id (never the key).
+    pub key_id: Arc<str>,
+    /// Where the finished record goes.
+    pub recorder: Arc<Recorder>,
 }
 
 /// The fields routing needs; everything else stays unparsed.
@@ -207,11 +211,14 @@ async fn route_and_send(
                     Err(err) => err,
                 };
                 let decision = failover::decide(&err, &runtime.routing, &route.stats);
+                let metrics = &call.recorder.metrics;
                 if let (Some((i, _)), Some(cooldown)) = (key, decision.key_cooldown) {
                     route.provider.keys.cool_down(i, cooldown);
+                    metrics.cooldown(&route.provider.name, "key", err.label());
                 }
                 if let Some(cooldown) = decision.backend_cooldown {
                     route.stats.cool_down(cooldown);
+                    metrics.cooldown(&route.provider.name, "backend", err.label());
                 }
                 tracing::warn!(
                     request_id = %call.id,

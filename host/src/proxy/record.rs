@@ -1,12 +1,25 @@
 //! What the gateway remembers of each request: route taken, attempts,
-//! timings, usage, outcome. Emitted once per request as a structured log
-//! event (`target: llmgate::request`).
+//! timings, usage, outcome. Finished once per request: written to the log
+//! (`target: llmgate::request`), counted in the metrics, and queued for the
+//! request store.
 
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Call;
 use crate::error::GatewayError;
+use crate::metrics::{Metrics, RequestOutcome};
 use crate::plugins::{ErrorKind, Usage};
+use crate::store::{Store, StoredAttempt, StoredRequest};
+
+/// Where finished records go.
+pub struct Recorder {
+    /// The request store, unless storage is off.
+    pub store: Option<Arc<Store>>,
+    /// The metrics.
+    pub metrics: Arc<Metrics>,
+}
 
 /// One upstream attempt.
 #[derive(Debug, Clone)]
@@ -36,10 +49,14 @@ impl AttemptRecord {
 }
 
 /// The record of one client request.
-#[derive(Debug)]
 pub struct RequestRecord {
+    recorder: Arc<Recorder>,
     /// Gateway request id.
     pub id: String,
+    /// The client key's id.
+    pub key_id: Arc<str>,
+    /// What was asked for: `chat`, `count_tokens`.
+    pub endpoint: &'static str,
     /// Wall-clock start.
     pub at: SystemTime,
     started: Instant,
@@ -55,6 +72,8 @@ pub struct RequestRecord {
     pub status: u16,
     /// Error kind, for failures.
     pub error_kind: Option<ErrorKind>,
+    /// Error message, for failures.
+    pub error: Option<String>,
     /// Time to first byte sent to the client.
     pub ttft: Option<Duration>,
     /// Usage reported by the upstream.
@@ -67,8 +86,12 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// A record for `call`, started now.
     pub fn new(call: &Call) -> Self {
+        call.recorder.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         RequestRecord {
+            recorder: Arc::clone(&call.recorder),
             id: call.id.clone(),
+            key_id: Arc::clone(&call.key_id),
+            endpoint: "chat",
             at: SystemTime::now(),
             started: call.started,
             ingress: call.ingress.dialect().to_string(),
@@ -77,6 +100,7 @@ impl RequestRecord {
             attempts: Vec::new(),
             status: 0,
             error_kind: None,
+            error: None,
             ttft: None,
             usage: None,
             notes: Vec::new(),
@@ -93,28 +117,32 @@ impl RequestRecord {
     pub fn fail(&mut self, err: &GatewayError) {
         self.status = err.status().as_u16();
         self.error_kind = Some(err.to_plugin_error().kind);
+        self.error = Some(err.to_string());
     }
 
     /// Moves the record out (to a stream that finishes it later), leaving
-    /// an emptied one behind that will not be written.
+    /// a spent one behind that will not be written.
     pub fn hand_over(&mut self) -> RequestRecord {
-        let moved = RequestRecord {
-            id: self.id.clone(),
+        let spent = RequestRecord {
+            recorder: Arc::clone(&self.recorder),
+            id: String::new(),
+            key_id: Arc::clone(&self.key_id),
+            endpoint: self.endpoint,
             at: self.at,
             started: self.started,
-            ingress: std::mem::take(&mut self.ingress),
-            alias: std::mem::take(&mut self.alias),
+            ingress: String::new(),
+            alias: String::new(),
             stream: self.stream,
-            attempts: std::mem::take(&mut self.attempts),
+            attempts: Vec::new(),
             status: self.status,
-            error_kind: self.error_kind,
-            ttft: self.ttft,
-            usage: self.usage,
-            notes: std::mem::take(&mut self.notes),
-            emitted: self.emitted,
+            error_kind: None,
+            error: None,
+            ttft: None,
+            usage: None,
+            notes: Vec::new(),
+            emitted: true,
         };
-        self.emitted = true;
-        moved
+        std::mem::replace(self, spent)
     }
 
     /// The attempt trail in one header-safe line:
@@ -127,11 +155,12 @@ impl RequestRecord {
             .join(", ")
     }
 
-    /// Writes the record out, once.
+    /// Writes the record out, once: log line, metrics, store.
     pub fn emit(&mut self) {
         if std::mem::replace(&mut self.emitted, true) {
             return;
         }
+        let latency = self.elapsed();
         let last = self.attempts.last();
         let usage = self.usage.unwrap_or(Usage {
             input_tokens: 0,
@@ -139,18 +168,21 @@ impl RequestRecord {
             cached_input_tokens: None,
             reasoning_tokens: None,
         });
+        let provider = last.map(|a| a.provider.as_str()).unwrap_or("");
+        let upstream_model = last.map(|a| a.model.as_str()).unwrap_or("");
         tracing::info!(
             target: "llmgate::request",
             request_id = %self.id,
+            key = %self.key_id,
             ingress = %self.ingress,
             model = %self.alias,
-            provider = last.map(|a| a.provider.as_str()).unwrap_or(""),
-            upstream_model = last.map(|a| a.model.as_str()).unwrap_or(""),
+            provider,
+            upstream_model,
             status = self.status,
             error_kind = self.error_kind.map(|k| k.as_str()).unwrap_or(""),
             attempts = %self.trail(),
             stream = self.stream,
-            latency_ms = self.elapsed().as_secs_f64() * 1000.0,
+            latency_ms = latency.as_secs_f64() * 1000.0,
             ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0).unwrap_or(0.0),
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
@@ -159,6 +191,63 @@ impl RequestRecord {
             translation_notes = %self.notes.join("; "),
             "request"
         );
+
+        let metrics = &self.recorder.metrics;
+        metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+        for a in &self.attempts {
+            metrics.attempt(&a.provider, &a.model, a.outcome());
+        }
+        metrics.request(&RequestOutcome {
+            model: &self.alias,
+            provider,
+            status: self.status,
+            error_kind: self.error_kind.map(|k| k.as_str()),
+            latency,
+            ttft: self.ttft.filter(|_| self.stream),
+            usage: self.usage,
+            failovers: self.attempts.len().saturating_sub(1) as u64,
+        });
+
+        if let Some(store) = &self.recorder.store {
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            store.submit(StoredRequest {
+                id: std::mem::take(&mut self.id),
+                time_ms: self
+                    .at
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+                key_id: self.key_id.to_string(),
+                ingress: std::mem::take(&mut self.ingress),
+                endpoint: self.endpoint.to_string(),
+                provider: provider.to_string(),
+                upstream_model: upstream_model.to_string(),
+                model: std::mem::take(&mut self.alias),
+                status: self.status,
+                error_kind: self.error_kind.map(|k| k.as_str().to_string()),
+                error: self.error.take(),
+                attempts: self
+                    .attempts
+                    .drain(..)
+                    .map(|a| StoredAttempt {
+                        outcome: a.outcome().to_string(),
+                        error: a.error.map(|(_, message)| message),
+                        provider: a.provider,
+                        model: a.model,
+                        key_index: a.key_index,
+                        status: a.status,
+                        duration_ms: ms(a.duration),
+                    })
+                    .collect(),
+                stream: self.stream,
+                latency_ms: ms(latency),
+                ttft_ms: self.ttft.map(ms),
+                input_tokens: u64::from(usage.input_tokens),
+                output_tokens: u64::from(usage.output_tokens),
+                cached_tokens: u64::from(usage.cached_input_tokens.unwrap_or(0)),
+                reasoning_tokens: u64::from(usage.reasoning_tokens.unwrap_or(0)),
+                notes: std::mem::take(&mut self.notes),
+            });
+        }
     }
 }
 

@@ -83,6 +83,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
         first: None,
         in_flight: Some(o.in_flight),
         record: None,
+        span: tracing::Span::current(),
     };
     let first = loop {
         match pump.read().await {
@@ -158,6 +159,8 @@ struct Pump {
     first: Option<Bytes>,
     in_flight: Option<InFlight>,
     record: Option<RequestRecord>,
+    /// The request's span: the stream ends after the handler returned.
+    span: tracing::Span,
 }
 
 impl Pump {
@@ -291,6 +294,8 @@ impl Pump {
 
     /// Ends the stream: stats, in-flight, and the request record.
     fn complete(&mut self, error: Option<&GatewayError>) {
+        let span = self.span.clone();
+        let _in_request = span.enter();
         self.finished = true;
         self.stats
             .record(error.is_none(), self.started.elapsed(), self.ttft);
@@ -300,6 +305,7 @@ impl Pump {
             if let Some(err) = error {
                 tracing::warn!(request_id = %record.id, "stream failed after it started: {err}");
                 record.error_kind = Some(err.to_plugin_error().kind);
+                record.error = Some(format!("stream failed after it started: {err}"));
                 if let Some(attempt) = record.attempts.last_mut() {
                     attempt.error = Some((err.label(), err.to_string()));
                 }
@@ -313,9 +319,11 @@ impl Drop for Pump {
     fn drop(&mut self) {
         if !self.finished {
             // The client went away mid-stream.
-            if let Some(record) = self.record.as_mut() {
+            if let Some(mut record) = self.record.take() {
+                let _in_request = self.span.enter();
                 record.status = 499;
                 record.usage = self.usage;
+                record.emit();
             }
         }
     }

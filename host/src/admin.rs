@@ -1,0 +1,451 @@
+//! The admin API under `/admin/api/` (behind `server.admin_token`) and the
+//! Prometheus endpoint `/metrics`.
+//!
+//! | path | what |
+//! |---|---|
+//! | `GET requests` | the request log, newest first; filters `from`, `to` (ms since the epoch), `model`, `provider`, `key`, `status` (`200`, `5xx`, `ok`, `error`), `error_kind`; `limit` (≤ 1000), `cursor` |
+//! | `GET requests/{id}` | one request |
+//! | `GET stats` | aggregates over the same filters, `group_by` = `model` (default), `provider`, `backend`, `key` |
+//! | `GET backends` | live state: health, cooldowns with time left, in-flight, EWMAs, key cooldowns |
+//! | `GET config` | the running config with secrets masked, and the last reload's result |
+//! | `POST reload` | re-read the config file now |
+//! | `GET plugins` | loaded components with call counts, traps and durations |
+//! | `GET status` | version, uptime, store counters |
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+
+use crate::config::key_fingerprint;
+use crate::metrics::{self, esc, header};
+use crate::server::{Gateway, ResponseBody, full_body};
+use crate::store::query::{self, Filter, GroupBy};
+
+/// Most records one page returns.
+const MAX_PAGE: usize = 1000;
+/// Most records one page request reads, so a filter matching little cannot
+/// keep a reader busy for long; the cursor continues from there.
+const MAX_SCAN: usize = 100_000;
+
+/// Answers a request under `/admin/api/`.
+pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<ResponseBody> {
+    let runtime = gateway.runtime.load();
+    if runtime.admin_token.is_none() {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "the admin API is disabled: set server.admin_token",
+        );
+    }
+    if !runtime.accepts_admin_token(bearer(&req)) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token (Authorization: Bearer <server.admin_token>)",
+        );
+    }
+    drop(runtime);
+    let path = req.uri().path().trim_start_matches("/admin/api").trim_matches('/');
+    let params = params(req.uri().query());
+    let method = req.method().clone();
+    let route: Vec<&str> = path.split('/').collect();
+    let gateway_for_blocking = Arc::clone(&gateway);
+    match (&method, route.as_slice()) {
+        (&Method::GET, ["requests"]) => {
+            let filter = match filter(&params) {
+                Ok(f) => f,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            let limit = match param_u64(&params, "limit") {
+                Ok(n) => n.map_or(50, |n| (n as usize).clamp(1, MAX_PAGE)),
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            let cursor = match param_u64(&params, "cursor") {
+                Ok(c) => c,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            with_store(gateway_for_blocking, move |store| {
+                query::list(store, &filter, limit, cursor, MAX_SCAN).map(|page| json!(page))
+            })
+            .await
+        }
+        (&Method::GET, ["requests", id]) => {
+            let id = id.to_string();
+            with_store(gateway_for_blocking, move |store| {
+                query::get(store, &id).map(|r| r.map_or(Value::Null, |r| json!(r)))
+            })
+            .await
+        }
+        (&Method::GET, ["stats"]) => {
+            let filter = match filter(&params) {
+                Ok(f) => f,
+                Err(message) => return error(StatusCode::BAD_REQUEST, &message),
+            };
+            let by = params.iter().find(|(k, _)| k == "group_by").map(|(_, v)| v.as_str());
+            let Some(group_by) = GroupBy::parse(by.unwrap_or("model")) else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "group_by must be model, provider, backend or key",
+                );
+            };
+            with_store(gateway_for_blocking, move |store| {
+                query::aggregate(store, &filter, group_by).map(|a| json!(a))
+            })
+            .await
+        }
+        (&Method::GET, ["backends"]) => ok(backends(&gateway)),
+        (&Method::GET, ["config"]) => ok(config(&gateway)),
+        (&Method::POST, ["reload"]) => {
+            let g = Arc::clone(&gateway);
+            let _ = tokio::task::spawn_blocking(move || crate::reload::reload_if_changed(&g, true))
+                .await;
+            ok(json!({"reload": *gateway.reload.lock().expect("reload lock")}))
+        }
+        (&Method::GET, ["plugins"]) => ok(plugins(&gateway)),
+        (&Method::GET, ["status"]) => ok(status(&gateway)),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            &format!("no admin endpoint {method} /admin/api/{path}"),
+        ),
+    }
+}
+
+/// The admin token from `Authorization: Bearer`.
+fn bearer<B>(req: &Request<B>) -> Option<&str> {
+    let value = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    (value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ")).then(|| value[7..].trim())
+}
+
+/// Decoded query parameters.
+fn params(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn param_u64(params: &[(String, String)], name: &str) -> Result<Option<u64>, String> {
+    match params.iter().find(|(k, _)| k == name) {
+        None => Ok(None),
+        Some((_, v)) if v.is_empty() => Ok(None),
+        Some((_, v)) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("{name} must be a whole number, not '{v}'")),
+    }
+}
+
+fn filter(params: &[(String, String)]) -> Result<Filter, String> {
+    let text = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_empty())
+    };
+    Ok(Filter {
+        from_ms: param_u64(params, "from")?,
+        to_ms: param_u64(params, "to")?,
+        model: text("model"),
+        provider: text("provider"),
+        key_id: text("key"),
+        status: text("status"),
+        error_kind: text("error_kind"),
+    })
+}
+
+/// Runs a store query on a blocking thread.
+async fn with_store(
+    gateway: Arc<Gateway>,
+    query: impl FnOnce(&crate::store::Store) -> Result<Value, redb::Error> + Send + 'static,
+) -> Response<ResponseBody> {
+    let Some(store) = gateway.recorder.store.clone() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the request log is off (storage.enabled = false)",
+        );
+    };
+    match tokio::task::spawn_blocking(move || query(&store)).await {
+        Ok(Ok(Value::Null)) => error(StatusCode::NOT_FOUND, "no such request"),
+        Ok(Ok(value)) => ok(value),
+        Ok(Err(e)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("reading the request log failed: {e}"),
+        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("query failed: {e}")),
+    }
+}
+
+fn ms(d: Option<Duration>) -> Value {
+    d.map_or(Value::Null, |d| json!(d.as_millis() as u64))
+}
+
+/// Live backend state, per provider and per route.
+fn backends(gateway: &Gateway) -> Value {
+    let runtime = gateway.runtime.load();
+    let providers: Vec<Value> = runtime
+        .providers
+        .iter()
+        .map(|p| {
+            let keys: Vec<Value> = p
+                .keys
+                .cooldowns()
+                .into_iter()
+                .enumerate()
+                .map(|(i, left)| json!({"index": i, "cooldown_ms_left": ms(left), "in_rotation": left.is_none()}))
+                .collect();
+            json!({
+                "name": p.name,
+                "adapter": p.adapter.name(),
+                "dialect": p.adapter.dialect(),
+                "base_url": p.base_url,
+                "keys": keys,
+                "all_keys_cooling": p.keys.all_cooling(),
+            })
+        })
+        .collect();
+    let models: Vec<Value> = runtime
+        .models
+        .iter()
+        .map(|m| {
+            let routes: Vec<Value> = m
+                .routes
+                .iter()
+                .map(|r| {
+                    let cooldown = r.stats.cooldown_remaining();
+                    json!({
+                        "provider": r.provider.name,
+                        "upstream_model": r.upstream_model,
+                        "weight": r.weight,
+                        "priority": r.priority,
+                        "healthy": cooldown.is_none() && !r.provider.keys.all_cooling(),
+                        "cooldown_ms_left": ms(cooldown),
+                        "in_flight": r.stats.in_flight(),
+                        "attempts": r.stats.attempts.load(Ordering::Relaxed),
+                        "latency_ewma_ms": f64::from(r.stats.latency_ewma_us()) / 1000.0,
+                        "ttft_ewma_ms": f64::from(r.stats.ttft_ewma_us()) / 1000.0,
+                        "error_rate": r.stats.error_rate(),
+                    })
+                })
+                .collect();
+            json!({
+                "name": m.name,
+                "aliases": m.aliases,
+                "policy": m.policy.name(),
+                "fallback": m.fallback,
+                "routes": routes,
+            })
+        })
+        .collect();
+    json!({"providers": providers, "models": models})
+}
+
+/// Field names whose values are secrets, wherever they appear.
+fn is_secret_field(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["key", "token", "secret", "password", "authorization", "credential"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// Replaces every string under a secret-named field with a fingerprint.
+/// `name` fields stay: they label keys, and are meant to be shown.
+pub fn mask_secrets(value: &mut Value, inside_secret: bool) {
+    match value {
+        Value::String(s) if inside_secret => {
+            *s = format!("<redacted {}>", key_fingerprint(s));
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| mask_secrets(v, inside_secret)),
+        Value::Object(fields) => {
+            for (name, v) in fields.iter_mut() {
+                let secret = (inside_secret && name != "name") || is_secret_field(name);
+                mask_secrets(v, secret);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn config(gateway: &Gateway) -> Value {
+    let mut config = serde_json::to_value(&**gateway.config.load()).unwrap_or(Value::Null);
+    mask_secrets(&mut config, false);
+    json!({
+        "path": gateway.config_path,
+        "config": config,
+        "reload": *gateway.reload.lock().expect("reload lock"),
+        "warnings": gateway.runtime.load().warnings,
+    })
+}
+
+/// The call stats of the plugin named `name`.
+fn call_stats<'a>(gateway: &'a Gateway, name: &str) -> Option<&'a crate::plugins::CallStats> {
+    gateway
+        .plugins
+        .adapter(name)
+        .map(|a| a.stats())
+        .or_else(|| gateway.plugins.policy(name).map(|p| p.stats()))
+}
+
+fn plugins(gateway: &Gateway) -> Value {
+    let items: Vec<Value> = gateway
+        .plugins
+        .infos()
+        .iter()
+        .map(|info| {
+            let stats = call_stats(gateway, &info.name);
+            json!({
+                "name": info.name,
+                "world": info.world.as_str(),
+                "origin": match &info.origin {
+                    crate::plugins::Origin::BuiltIn => "built-in".to_string(),
+                    crate::plugins::Origin::File(p) => p.display().to_string(),
+                },
+                "size_bytes": info.size,
+                "dialect": info.dialect,
+                "description": info.description,
+                "calls": stats.map(|s| s.calls.load(Ordering::Relaxed)),
+                "traps": stats.map(|s| s.traps.load(Ordering::Relaxed)),
+                "call_seconds_total": stats.map(|s| s.durations.sum().as_secs_f64()),
+            })
+        })
+        .collect();
+    json!({"plugins": items})
+}
+
+fn status(gateway: &Gateway) -> Value {
+    let store = gateway.recorder.store.as_ref().map(|s| {
+        json!({
+            "path": s.path(),
+            "queue_depth": s.queue_depth(),
+            "written": s.stats.written.load(Ordering::Relaxed),
+            "dropped": s.stats.dropped.load(Ordering::Relaxed),
+            "write_errors": s.stats.write_errors.load(Ordering::Relaxed),
+            "expired": s.stats.expired.load(Ordering::Relaxed),
+        })
+    });
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": gateway.started.elapsed().as_secs(),
+        "in_flight": gateway.recorder.metrics.in_flight.load(Ordering::Relaxed),
+        "store": store,
+        "reload": *gateway.reload.lock().expect("reload lock"),
+    })
+}
+
+/// `GET /metrics`: the text exposition format.
+pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
+    let mut out = String::with_capacity(16 * 1024);
+    gateway.recorder.metrics.render(&mut out);
+    let runtime = gateway.runtime.load();
+    header(&mut out, "llmgate_backend_in_flight", "gauge", "Upstream attempts under way, per backend.");
+    let mut seen = std::collections::HashSet::new();
+    let routes: Vec<_> = runtime
+        .models
+        .iter()
+        .flat_map(|m| m.routes.iter())
+        .filter(|r| seen.insert((r.provider.name.clone(), r.upstream_model.clone())))
+        .collect();
+    let backend = |r: &crate::config::Route| {
+        format!("provider=\"{}\",upstream_model=\"{}\"", esc(&r.provider.name), esc(&r.upstream_model))
+    };
+    for r in &routes {
+        out.push_str(&format!("llmgate_backend_in_flight{{{}}} {}\n", backend(r), r.stats.in_flight()));
+    }
+    header(&mut out, "llmgate_backend_cooling_down", "gauge", "1 while a backend is cooling down.");
+    for r in &routes {
+        out.push_str(&format!("llmgate_backend_cooling_down{{{}}} {}\n", backend(r), u8::from(r.stats.cooling_down())));
+    }
+    header(&mut out, "llmgate_backend_error_rate", "gauge", "Moving average of a backend's failure rate.");
+    for r in &routes {
+        out.push_str(&format!("llmgate_backend_error_rate{{{}}} {}\n", backend(r), r.stats.error_rate()));
+    }
+    header(&mut out, "llmgate_provider_keys_cooling_down", "gauge", "Provider keys out of rotation now.");
+    for p in &runtime.providers {
+        let cooling = p.keys.cooldowns().iter().filter(|c| c.is_some()).count();
+        out.push_str(&format!("llmgate_provider_keys_cooling_down{{provider=\"{}\"}} {cooling}\n", esc(&p.name)));
+    }
+    header(&mut out, "llmgate_plugin_calls_total", "counter", "Calls into each plugin.");
+    let infos = gateway.plugins.infos();
+    for info in infos {
+        if let Some(s) = call_stats(gateway, &info.name) {
+            out.push_str(&format!("llmgate_plugin_calls_total{{plugin=\"{}\"}} {}\n", esc(&info.name), s.calls.load(Ordering::Relaxed)));
+        }
+    }
+    header(&mut out, "llmgate_plugin_traps_total", "counter", "Plugin calls that trapped, ran out of time or memory.");
+    for info in infos {
+        if let Some(s) = call_stats(gateway, &info.name) {
+            out.push_str(&format!("llmgate_plugin_traps_total{{plugin=\"{}\"}} {}\n", esc(&info.name), s.traps.load(Ordering::Relaxed)));
+        }
+    }
+    header(&mut out, "llmgate_plugin_call_duration_seconds", "histogram", "Duration of plugin calls.");
+    for info in infos {
+        if let Some(s) = call_stats(gateway, &info.name) {
+            let labels = format!("plugin=\"{}\"", esc(&info.name));
+            metrics::render_histogram(&mut out, &s.durations, "llmgate_plugin_call_duration_seconds", &labels);
+        }
+    }
+    if let Some(store) = &gateway.recorder.store {
+        header(&mut out, "llmgate_store_queue_depth", "gauge", "Request records waiting for the store writer.");
+        out.push_str(&format!("llmgate_store_queue_depth {}\n", store.queue_depth()));
+        for (name, help, value) in [
+            ("llmgate_store_written_total", "Request records committed.", &store.stats.written),
+            ("llmgate_store_dropped_total", "Request records dropped because the writer queue was full.", &store.stats.dropped),
+            ("llmgate_store_write_errors_total", "Batches of request records that failed to commit.", &store.stats.write_errors),
+            ("llmgate_store_expired_total", "Request records deleted by retention.", &store.stats.expired),
+        ] {
+            header(&mut out, name, "counter", help);
+            out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
+        }
+    }
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+        .body(full_body(Bytes::from(out)))
+        .expect("static parts make a valid response")
+}
+
+fn ok(value: Value) -> Response<ResponseBody> {
+    json_response(StatusCode::OK, &value)
+}
+
+fn error(status: StatusCode, message: &str) -> Response<ResponseBody> {
+    json_response(status, &json!({"error": {"message": message}}))
+}
+
+fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .header("cache-control", "no-store")
+        .body(full_body(serde_json::to_vec(value).expect("json values serialize")))
+        .expect("static parts make a valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_masked_wherever_they_are() {
+        let mut config = json!({
+            "server": {"api_keys": ["sk-plain", {"name": "alice", "key": "sk-alice"}], "admin_token": "adm", "listen": "x"},
+            "providers": [{"name": "p", "keys": ["sk-up"], "base_url": "u", "options": {"extra_headers": {"x-api-key": "h"}}}],
+        });
+        mask_secrets(&mut config, false);
+        let text = config.to_string();
+        for secret in ["sk-plain", "sk-alice", "\"adm\"", "sk-up", "\"h\""] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+        assert_eq!(config["server"]["api_keys"][1]["name"], "alice");
+        assert_eq!(config["server"]["listen"], "x");
+        assert_eq!(config["providers"][0]["name"], "p");
+        assert!(text.contains("<redacted key-"), "{text}");
+    }
+}

@@ -1,0 +1,545 @@
+//! The request log: every request's record, with its usage, kept in an
+//! embedded redb file.
+//!
+//! Requests never wait on the disk. [`Store::submit`] pushes the record onto
+//! an in-memory queue under a mutex and returns; one writer thread wakes
+//! every `flush_interval`, takes the whole queue and commits it in one
+//! transaction (one fsync). The writer is not woken per record: on a busy
+//! core a wake-up per request is a context switch, which costs more than
+//! the record itself (the same lesson as the log writer, see `main.rs`).
+//! When the queue is full, new records are dropped, counted and logged.
+//!
+//! Layout: table `requests` maps a time-ordered `u64` (arrival time in
+//! microseconds, shifted left 10 bits, plus a sequence number) to the
+//! record as JSON; table `request_ids` maps the gateway's request id to that
+//! key. JSON keeps the format readable and lets fields be added without a
+//! migration. Queries are in [`query`].
+
+pub mod query;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use crate::config::schema::StorageConfig;
+
+/// Records by time-ordered key.
+const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
+/// Request id to key in [`REQUESTS`].
+const REQUEST_IDS: TableDefinition<&str, u64> = TableDefinition::new("request_ids");
+
+/// How often retention runs. Deleting by age and count is cheap; a minute
+/// keeps the file within a minute's traffic of its limit.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+/// Most records one retention pass deletes, so one pass never holds the
+/// write transaction long enough to delay the next batch noticeably.
+const RETENTION_BATCH: u64 = 20_000;
+
+/// One upstream attempt, as stored.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredAttempt {
+    /// Provider name.
+    pub provider: String,
+    /// Upstream model.
+    pub model: String,
+    /// Which of the provider's keys (its position in config).
+    pub key_index: Option<usize>,
+    /// HTTP status from upstream, if an answer came.
+    pub status: Option<u16>,
+    /// `ok`, or the error kind.
+    pub outcome: String,
+    /// What went wrong, if anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Duration of the attempt.
+    pub duration_ms: f64,
+}
+
+/// One client request, as stored and as the admin API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredRequest {
+    /// Gateway request id (`x-request-id`).
+    pub id: String,
+    /// Arrival, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The client key's id (its configured name or a hash), never the key.
+    pub key_id: String,
+    /// Client dialect.
+    pub ingress: String,
+    /// What the client asked for: an endpoint (`chat`, `count_tokens`...).
+    #[serde(default)]
+    pub endpoint: String,
+    /// The model name the client asked for.
+    pub model: String,
+    /// Provider of the last attempt.
+    pub provider: String,
+    /// Upstream model of the last attempt.
+    pub upstream_model: String,
+    /// Status returned to the client (499: the client went away).
+    pub status: u16,
+    /// Error kind, for failures.
+    pub error_kind: Option<String>,
+    /// Error message, for failures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Every upstream attempt in order.
+    pub attempts: Vec<StoredAttempt>,
+    /// Whether the answer was streamed.
+    pub stream: bool,
+    /// Arrival to last byte.
+    pub latency_ms: f64,
+    /// Arrival to first byte sent to the client.
+    pub ttft_ms: Option<f64>,
+    /// Input tokens, as the upstream reported them.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Input tokens served from a prompt cache.
+    pub cached_tokens: u64,
+    /// Output tokens spent on reasoning.
+    pub reasoning_tokens: u64,
+    /// What translation dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Counters the metrics and admin API show.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Records committed.
+    pub written: AtomicU64,
+    /// Records dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Batches that failed to commit (their records are lost).
+    pub write_errors: AtomicU64,
+    /// Records deleted by retention.
+    pub expired: AtomicU64,
+}
+
+/// The open store and its writer thread.
+pub struct Store {
+    db: Arc<Database>,
+    path: PathBuf,
+    queue: Mutex<Vec<StoredRequest>>,
+    capacity: usize,
+    /// Wakes the writer early, only for shutdown.
+    closing: (Mutex<bool>, Condvar),
+    closed: AtomicBool,
+    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Counters.
+    pub stats: StoreStats,
+}
+
+/// Where the store file is: `path` as configured, relative ones under
+/// `$LLMGATE_DATA_DIR` or else beside the config file.
+pub fn resolve_path(config: &StorageConfig, config_dir: &Path) -> PathBuf {
+    let path = Path::new(&config.path);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::var_os("LLMGATE_DATA_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join(path),
+        _ => config_dir.join(path),
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` and starts its writer.
+    pub fn open(path: &Path, config: &StorageConfig) -> anyhow::Result<Arc<Store>> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("creating the store directory {}: {e}", dir.display())
+            })?;
+        }
+        let db = Database::create(path).map_err(|e| open_error(path, e))?;
+        let txn = db.begin_write()?;
+        txn.open_table(REQUESTS)?;
+        txn.open_table(REQUEST_IDS)?;
+        txn.commit()?;
+        let store = Arc::new(Store {
+            db: Arc::new(db),
+            path: path.to_path_buf(),
+            queue: Mutex::new(Vec::new()),
+            capacity: config.queue_capacity.max(1),
+            closing: (Mutex::new(false), Condvar::new()),
+            closed: AtomicBool::new(false),
+            writer: Mutex::new(None),
+            stats: StoreStats::default(),
+        });
+        let writer = Writer {
+            store: Arc::clone(&store),
+            flush_every: Duration::from_millis(config.flush_interval_ms.max(1)),
+            max_age: Duration::from_secs(u64::from(config.retention_days) * 86_400),
+            max_records: config.max_records,
+            sequence: 0,
+        };
+        let handle = std::thread::Builder::new()
+            .name("llmgate-store".into())
+            .spawn(move || writer.run())?;
+        *store.writer.lock().expect("writer lock") = Some(handle);
+        Ok(store)
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Queues a record for the writer. Never blocks on the disk.
+    pub fn submit(&self, record: StoredRequest) {
+        let mut queue = self.queue.lock().expect("queue lock");
+        if queue.len() >= self.capacity || self.closed.load(Ordering::Relaxed) {
+            drop(queue);
+            let dropped = self.stats.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // The first drop and then every thousandth: a full queue is loud
+            // without flooding the log it is already behind on.
+            if dropped == 1 || dropped.is_multiple_of(1000) {
+                tracing::warn!(
+                    dropped_total = dropped,
+                    "request log queue full ({} records): dropping record {}",
+                    self.capacity,
+                    record.id
+                );
+            }
+            return;
+        }
+        queue.push(record);
+    }
+
+    /// Records waiting for the writer.
+    pub fn queue_depth(&self) -> usize {
+        self.queue.lock().expect("queue lock").len()
+    }
+
+    /// Stops taking records, commits what is queued and stops the writer.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (flag, wake) = &self.closing;
+        *flag.lock().expect("closing lock") = true;
+        wake.notify_all();
+        if let Some(handle) = self.writer.lock().expect("writer lock").take() {
+            let _ = handle.join();
+        }
+    }
+
+    /// The database, for queries.
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// Commits `batch` in one transaction. `sequence` makes keys unique.
+    fn write(&self, batch: &[StoredRequest], sequence: &mut u64) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut requests = txn.open_table(REQUESTS)?;
+            let mut ids = txn.open_table(REQUEST_IDS)?;
+            let mut json = Vec::with_capacity(1024);
+            for record in batch {
+                *sequence = sequence.wrapping_add(1);
+                let mut key = record_key(record.time_ms * 1000, *sequence);
+                // Two records in the same microsecond with sequence numbers
+                // 1024 apart: take the next free key.
+                while requests.get(key)?.is_some() {
+                    key += 1;
+                }
+                json.clear();
+                serde_json::to_writer(&mut json, record).expect("records serialize");
+                requests.insert(key, json.as_slice())?;
+                ids.insert(record.id.as_str(), key)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Deletes records older than `max_age` and beyond `max_records`, at
+    /// most [`RETENTION_BATCH`] per call. Returns how many went.
+    fn expire(&self, max_age: Duration, max_records: u64) -> Result<u64, redb::Error> {
+        let cutoff_ms = unix_ms().saturating_sub(max_age.as_millis() as u64);
+        let cutoff = record_key(cutoff_ms * 1000, 0);
+        let txn = self.db.begin_write()?;
+        let mut removed = 0;
+        {
+            let mut requests = txn.open_table(REQUESTS)?;
+            let mut ids = txn.open_table(REQUEST_IDS)?;
+            let over = requests.len()?.saturating_sub(max_records);
+            let mut gone: Vec<String> = Vec::new();
+            while removed < RETENTION_BATCH {
+                let (key, id) = {
+                    let Some((key, value)) = requests.first()? else {
+                        break;
+                    };
+                    let id = serde_json::from_slice::<IdOnly>(value.value()).ok();
+                    (key.value(), id.map(|i| i.id))
+                };
+                if key >= cutoff && removed >= over {
+                    break;
+                }
+                gone.extend(id);
+                requests.remove(key)?;
+                removed += 1;
+            }
+            for id in &gone {
+                ids.remove(id.as_str())?;
+            }
+        }
+        txn.commit()?;
+        Ok(removed)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // The writer holds an Arc to the store, so this runs after it ended.
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+#[derive(Deserialize)]
+struct IdOnly {
+    id: String,
+}
+
+/// The writer thread's state.
+struct Writer {
+    store: Arc<Store>,
+    flush_every: Duration,
+    max_age: Duration,
+    max_records: u64,
+    sequence: u64,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut last_retention: Option<Instant> = None;
+        loop {
+            let closing = {
+                let (flag, wake) = &self.store.closing;
+                let guard = flag.lock().expect("closing lock");
+                let (guard, _) = wake
+                    .wait_timeout_while(guard, self.flush_every, |closing| !*closing)
+                    .expect("closing lock");
+                *guard
+            };
+            self.flush();
+            if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
+                last_retention = Some(Instant::now());
+                match self.store.expire(self.max_age, self.max_records) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        self.store.stats.expired.fetch_add(n, Ordering::Relaxed);
+                        tracing::info!("request log retention deleted {n} records");
+                    }
+                    Err(e) => tracing::error!("request log retention failed: {e}"),
+                }
+            }
+            if closing {
+                // Records submitted while the last batch was written.
+                self.flush();
+                return;
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        let batch = std::mem::take(&mut *self.store.queue.lock().expect("queue lock"));
+        if batch.is_empty() {
+            return;
+        }
+        match self.store.write(&batch, &mut self.sequence) {
+            Ok(()) => {
+                self.store
+                    .stats
+                    .written
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.store.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    "writing {} request records to {} failed: {e}",
+                    batch.len(),
+                    self.store.path.display()
+                );
+            }
+        }
+    }
+}
+
+/// The table key for a record that arrived at `time_us`: time in the high
+/// bits, so keys sort by time; 10 bits of sequence keep them unique.
+fn record_key(time_us: u64, sequence: u64) -> u64 {
+    (time_us << 10) | (sequence & 0x3ff)
+}
+
+/// The arrival time (ms) a key encodes.
+fn key_time_ms(key: u64) -> u64 {
+    (key >> 10) / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// An error opening the store, saying what to do about it.
+fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
+    let at = path.display();
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+            "the request log {at} is locked by another process (is another llmgate using it?)"
+        ),
+        redb::DatabaseError::Storage(redb::StorageError::Corrupted(why)) => anyhow::anyhow!(
+            "the request log {at} is corrupt ({why}); move it away to start with an empty one"
+        ),
+        redb::DatabaseError::UpgradeRequired(_) => anyhow::anyhow!(
+            "the request log {at} was written by an older format; move it away to start a new one"
+        ),
+        other => anyhow::anyhow!(
+            "opening the request log {at}: {other} (if the file is not a redb database, move it away)"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn record(id: &str, time_ms: u64) -> StoredRequest {
+        StoredRequest {
+            id: id.into(),
+            time_ms,
+            key_id: "alice".into(),
+            ingress: "openai".into(),
+            endpoint: "chat".into(),
+            model: "smart".into(),
+            provider: "mock".into(),
+            upstream_model: "mock-small".into(),
+            status: 200,
+            error_kind: None,
+            error: None,
+            attempts: vec![],
+            stream: false,
+            latency_ms: 12.5,
+            ttft_ms: None,
+            input_tokens: 10,
+            output_tokens: 5,
+            cached_tokens: 0,
+            reasoning_tokens: 0,
+            notes: vec![],
+        }
+    }
+
+    fn config() -> StorageConfig {
+        StorageConfig {
+            flush_interval_ms: 10,
+            ..StorageConfig::default()
+        }
+    }
+
+    #[test]
+    fn records_survive_close_and_reopen() {
+        let dir = tempdir();
+        let path = dir.join("log.redb");
+        let store = Store::open(&path, &config()).unwrap();
+        let now = unix_ms();
+        store.submit(record("a", now));
+        store.submit(record("b", now));
+        store.close();
+        assert_eq!(store.stats.written.load(Ordering::Relaxed), 2);
+        drop(store);
+        let store = Store::open(&path, &config()).unwrap();
+        let got = query::get(&store, "b").unwrap().expect("b was stored");
+        assert_eq!(got, record("b", now));
+        store.close();
+    }
+
+    #[test]
+    fn a_locked_file_is_a_clear_error() {
+        let dir = tempdir();
+        let path = dir.join("log.redb");
+        let store = Store::open(&path, &config()).unwrap();
+        let err = Store::open(&path, &config()).err().expect("second open fails");
+        assert!(err.to_string().contains("locked by another process"), "{err}");
+        store.close();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_a_clear_error() {
+        let dir = tempdir();
+        let path = dir.join("log.redb");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = Store::open(&path, &config()).err().expect("garbage fails");
+        assert!(err.to_string().contains("move it away"), "{err}");
+    }
+
+    #[test]
+    fn retention_deletes_old_and_excess_records() {
+        let dir = tempdir();
+        let store = Store::open(&dir.join("log.redb"), &config()).unwrap();
+        let now = unix_ms();
+        let day = 86_400_000;
+        let mut sequence = 0;
+        let batch: Vec<_> = (0..10)
+            .map(|i| record(&format!("r{i}"), now - (9 - i) * day))
+            .collect();
+        store.write(&batch, &mut sequence).unwrap();
+        // Older than 5 days: r0..r3 (9, 8, 7, 6 days old) go.
+        let removed = store.expire(Duration::from_secs(5 * 86_400 + 3600), 100).unwrap();
+        assert_eq!(removed, 4);
+        // At most 3 records: the oldest of the rest go.
+        let removed = store.expire(Duration::from_secs(30 * 86_400), 3).unwrap();
+        assert_eq!(removed, 3);
+        assert!(query::get(&store, "r6").unwrap().is_none());
+        assert!(query::get(&store, "r7").unwrap().is_some());
+        store.close();
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts() {
+        let dir = tempdir();
+        let store = Store::open(
+            &dir.join("log.redb"),
+            &StorageConfig {
+                queue_capacity: 2,
+                flush_interval_ms: 60_000,
+                ..StorageConfig::default()
+            },
+        )
+        .unwrap();
+        for i in 0..5 {
+            store.submit(record(&format!("r{i}"), unix_ms()));
+        }
+        assert_eq!(store.stats.dropped.load(Ordering::Relaxed), 3);
+        assert_eq!(store.queue_depth(), 2);
+        store.close();
+        assert_eq!(store.stats.written.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn keys_sort_by_time() {
+        assert!(record_key(2_000, 1023) < record_key(2_001, 0));
+        assert_eq!(key_time_ms(record_key(5_000_000, 7)), 5_000);
+    }
+
+    /// A fresh directory under the target dir's tmp.
+    pub(crate) fn tempdir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "llmgate-store-test-{}-{:x}",
+            std::process::id(),
+            crate::proxy::random_u64()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
