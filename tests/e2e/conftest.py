@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("LLMGATE_BIN_DIR", ROOT / "target" / "debug"))
 CLIENT_KEY = "sk-e2e-client"
 PROVIDER_KEY = "sk-e2e-provider"
+ADMIN_TOKEN = "adm-e2e-token"
 
 
 def _binary(name: str) -> Path:
@@ -60,14 +61,20 @@ class Mock:
 class Gateway:
     """One llmgate process serving a config written for the test."""
 
-    def __init__(self, config: str, tmp: Path):
-        self.port = free_port()
+    def __init__(self, config: str, tmp: Path, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = tmp / "llmgate.toml"
-        self.config_path.write_text(config.replace("{listen}", f"127.0.0.1:{self.port}"))
+        self.write_config(config)
         self.log_path = tmp / "llmgate.log"
-        self.log = open(self.log_path, "w")
-        env = dict(os.environ, LLMGATE_E2E_CLIENT_KEY=CLIENT_KEY, RUST_LOG="info")
+        self.log = open(self.log_path, "a")
+        env = dict(
+            os.environ,
+            LLMGATE_E2E_CLIENT_KEY=CLIENT_KEY,
+            LLMGATE_E2E_ADMIN_TOKEN=ADMIN_TOKEN,
+            RUST_LOG="info",
+        )
+        env.pop("LLMGATE_DATA_DIR", None)
         self.proc = subprocess.Popen(
             [str(_binary("llmgate")), "serve", "--config", str(self.config_path)],
             stdout=self.log,
@@ -86,11 +93,30 @@ class Gateway:
         self.stop()
         raise RuntimeError(f"llmgate did not become healthy:\n{self.logs()}")
 
+    def write_config(self, config: str):
+        """Writes the config file (the running gateway reloads it)."""
+        self.config_path.write_text(config.replace("{listen}", f"127.0.0.1:{self.port}"))
+
+    def admin(self, path: str, token: str = ADMIN_TOKEN, method: str = "GET", **params) -> httpx.Response:
+        """Calls the admin API."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        return httpx.request(method, f"{self.url}/admin/api/{path}", headers=headers, params=params, timeout=30)
+
+    def metrics(self) -> str:
+        return httpx.get(f"{self.url}/metrics", timeout=10).text
+
+    def kill9(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.log.close()
+
     def logs(self) -> str:
         self.log.flush()
         return self.log_path.read_text()
 
     def stop(self):
+        if self.log.closed:
+            return
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -135,6 +161,7 @@ def gateway_config(mock_url: str, extra_providers: str = "", models: str = "", s
         [server]
         listen = "{{listen}}"
         api_keys = ["${{LLMGATE_E2E_CLIENT_KEY}}"]
+        admin_token = "${{LLMGATE_E2E_ADMIN_TOKEN}}"
         {server_extra}
 
         [[providers]]
@@ -159,8 +186,8 @@ def gateway_config(mock_url: str, extra_providers: str = "", models: str = "", s
 def start_gateway(tmp_path):
     started = []
 
-    def start(config: str) -> Gateway:
-        gw = Gateway(config, tmp_path)
+    def start(config: str, port: int | None = None, tmp: Path | None = None) -> Gateway:
+        gw = Gateway(config, tmp or tmp_path, port)
         started.append(gw)
         return gw
 
