@@ -47,7 +47,11 @@ pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<Respo
         );
     }
     drop(runtime);
-    let path = req.uri().path().trim_start_matches("/admin/api").trim_matches('/');
+    let path = req
+        .uri()
+        .path()
+        .trim_start_matches("/admin/api")
+        .trim_matches('/');
     let params = params(req.uri().query());
     let method = req.method().clone();
     let route: Vec<&str> = path.split('/').collect();
@@ -83,7 +87,10 @@ pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<Respo
                 Ok(f) => f,
                 Err(message) => return error(StatusCode::BAD_REQUEST, &message),
             };
-            let by = params.iter().find(|(k, _)| k == "group_by").map(|(_, v)| v.as_str());
+            let by = params
+                .iter()
+                .find(|(k, _)| k == "group_by")
+                .map(|(_, v)| v.as_str());
             let Some(group_by) = GroupBy::parse(by.unwrap_or("model")) else {
                 return error(
                     StatusCode::BAD_REQUEST,
@@ -114,7 +121,12 @@ pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<Respo
 
 /// The admin token from `Authorization: Bearer`.
 fn bearer<B>(req: &Request<B>) -> Option<&str> {
-    let value = req.headers().get(http::header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let value = req
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .trim();
     (value.len() > 7 && value[..7].eq_ignore_ascii_case("bearer ")).then(|| value[7..].trim())
 }
 
@@ -177,7 +189,10 @@ async fn with_store(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("reading the request log failed: {e}"),
         ),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("query failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("query failed: {e}"),
+        ),
     }
 }
 
@@ -248,9 +263,16 @@ fn backends(gateway: &Gateway) -> Value {
 /// Field names whose values are secrets, wherever they appear.
 fn is_secret_field(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    ["key", "token", "secret", "password", "authorization", "credential"]
-        .iter()
-        .any(|s| name.contains(s))
+    [
+        "key",
+        "token",
+        "secret",
+        "password",
+        "authorization",
+        "credential",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
 }
 
 /// Replaces every string under a secret-named field with a fingerprint.
@@ -344,7 +366,12 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
     let mut out = String::with_capacity(16 * 1024);
     gateway.recorder.metrics.render(&mut out);
     let runtime = gateway.runtime.load();
-    header(&mut out, "llmgate_backend_in_flight", "gauge", "Upstream attempts under way, per backend.");
+    header(
+        &mut out,
+        "llmgate_backend_in_flight",
+        "gauge",
+        "Upstream attempts under way, per backend.",
+    );
     let mut seen = std::collections::HashSet::new();
     let routes: Vec<_> = runtime
         .models
@@ -353,52 +380,138 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
         .filter(|r| seen.insert((r.provider.name.clone(), r.upstream_model.clone())))
         .collect();
     let backend = |r: &crate::config::Route| {
-        format!("provider=\"{}\",upstream_model=\"{}\"", esc(&r.provider.name), esc(&r.upstream_model))
+        format!(
+            "provider=\"{}\",upstream_model=\"{}\"",
+            esc(&r.provider.name),
+            esc(&r.upstream_model)
+        )
     };
     for r in &routes {
-        out.push_str(&format!("llmgate_backend_in_flight{{{}}} {}\n", backend(r), r.stats.in_flight()));
+        out.push_str(&format!(
+            "llmgate_backend_in_flight{{{}}} {}\n",
+            backend(r),
+            r.stats.in_flight()
+        ));
     }
-    header(&mut out, "llmgate_backend_cooling_down", "gauge", "1 while a backend is cooling down.");
+    header(
+        &mut out,
+        "llmgate_backend_cooling_down",
+        "gauge",
+        "1 while a backend is cooling down.",
+    );
     for r in &routes {
-        out.push_str(&format!("llmgate_backend_cooling_down{{{}}} {}\n", backend(r), u8::from(r.stats.cooling_down())));
+        out.push_str(&format!(
+            "llmgate_backend_cooling_down{{{}}} {}\n",
+            backend(r),
+            u8::from(r.stats.cooling_down())
+        ));
     }
-    header(&mut out, "llmgate_backend_error_rate", "gauge", "Moving average of a backend's failure rate.");
+    header(
+        &mut out,
+        "llmgate_backend_error_rate",
+        "gauge",
+        "Moving average of a backend's failure rate.",
+    );
     for r in &routes {
-        out.push_str(&format!("llmgate_backend_error_rate{{{}}} {}\n", backend(r), r.stats.error_rate()));
+        out.push_str(&format!(
+            "llmgate_backend_error_rate{{{}}} {}\n",
+            backend(r),
+            r.stats.error_rate()
+        ));
     }
-    header(&mut out, "llmgate_provider_keys_cooling_down", "gauge", "Provider keys out of rotation now.");
+    header(
+        &mut out,
+        "llmgate_provider_keys_cooling_down",
+        "gauge",
+        "Provider keys out of rotation now.",
+    );
     for p in &runtime.providers {
         let cooling = p.keys.cooldowns().iter().filter(|c| c.is_some()).count();
-        out.push_str(&format!("llmgate_provider_keys_cooling_down{{provider=\"{}\"}} {cooling}\n", esc(&p.name)));
+        out.push_str(&format!(
+            "llmgate_provider_keys_cooling_down{{provider=\"{}\"}} {cooling}\n",
+            esc(&p.name)
+        ));
     }
-    header(&mut out, "llmgate_plugin_calls_total", "counter", "Calls into each plugin.");
+    header(
+        &mut out,
+        "llmgate_plugin_calls_total",
+        "counter",
+        "Calls into each plugin.",
+    );
     let infos = gateway.plugins.infos();
     for info in infos {
         if let Some(s) = call_stats(gateway, &info.name) {
-            out.push_str(&format!("llmgate_plugin_calls_total{{plugin=\"{}\"}} {}\n", esc(&info.name), s.calls.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "llmgate_plugin_calls_total{{plugin=\"{}\"}} {}\n",
+                esc(&info.name),
+                s.calls.load(Ordering::Relaxed)
+            ));
         }
     }
-    header(&mut out, "llmgate_plugin_traps_total", "counter", "Plugin calls that trapped, ran out of time or memory.");
+    header(
+        &mut out,
+        "llmgate_plugin_traps_total",
+        "counter",
+        "Plugin calls that trapped, ran out of time or memory.",
+    );
     for info in infos {
         if let Some(s) = call_stats(gateway, &info.name) {
-            out.push_str(&format!("llmgate_plugin_traps_total{{plugin=\"{}\"}} {}\n", esc(&info.name), s.traps.load(Ordering::Relaxed)));
+            out.push_str(&format!(
+                "llmgate_plugin_traps_total{{plugin=\"{}\"}} {}\n",
+                esc(&info.name),
+                s.traps.load(Ordering::Relaxed)
+            ));
         }
     }
-    header(&mut out, "llmgate_plugin_call_duration_seconds", "histogram", "Duration of plugin calls.");
+    header(
+        &mut out,
+        "llmgate_plugin_call_duration_seconds",
+        "histogram",
+        "Duration of plugin calls.",
+    );
     for info in infos {
         if let Some(s) = call_stats(gateway, &info.name) {
             let labels = format!("plugin=\"{}\"", esc(&info.name));
-            metrics::render_histogram(&mut out, &s.durations, "llmgate_plugin_call_duration_seconds", &labels);
+            metrics::render_histogram(
+                &mut out,
+                &s.durations,
+                "llmgate_plugin_call_duration_seconds",
+                &labels,
+            );
         }
     }
     if let Some(store) = &gateway.recorder.store {
-        header(&mut out, "llmgate_store_queue_depth", "gauge", "Request records waiting for the store writer.");
-        out.push_str(&format!("llmgate_store_queue_depth {}\n", store.queue_depth()));
+        header(
+            &mut out,
+            "llmgate_store_queue_depth",
+            "gauge",
+            "Request records waiting for the store writer.",
+        );
+        out.push_str(&format!(
+            "llmgate_store_queue_depth {}\n",
+            store.queue_depth()
+        ));
         for (name, help, value) in [
-            ("llmgate_store_written_total", "Request records committed.", &store.stats.written),
-            ("llmgate_store_dropped_total", "Request records dropped because the writer queue was full.", &store.stats.dropped),
-            ("llmgate_store_write_errors_total", "Batches of request records that failed to commit.", &store.stats.write_errors),
-            ("llmgate_store_expired_total", "Request records deleted by retention.", &store.stats.expired),
+            (
+                "llmgate_store_written_total",
+                "Request records committed.",
+                &store.stats.written,
+            ),
+            (
+                "llmgate_store_dropped_total",
+                "Request records dropped because the writer queue was full.",
+                &store.stats.dropped,
+            ),
+            (
+                "llmgate_store_write_errors_total",
+                "Batches of request records that failed to commit.",
+                &store.stats.write_errors,
+            ),
+            (
+                "llmgate_store_expired_total",
+                "Request records deleted by retention.",
+                &store.stats.expired,
+            ),
         ] {
             header(&mut out, name, "counter", help);
             out.push_str(&format!("{name} {}\n", value.load(Ordering::Relaxed)));
@@ -424,7 +537,9 @@ fn json_response(status: StatusCode, value: &Value) -> Response<ResponseBody> {
         .status(status)
         .header("content-type", "application/json")
         .header("cache-control", "no-store")
-        .body(full_body(serde_json::to_vec(value).expect("json values serialize")))
+        .body(full_body(
+            serde_json::to_vec(value).expect("json values serialize"),
+        ))
         .expect("static parts make a valid response")
 }
 

@@ -161,7 +161,10 @@ impl StatsTable {
     /// Every backend's stats, for the admin API and metrics.
     pub fn snapshot(&self) -> Vec<((String, String), Arc<BackendStats>)> {
         let map = self.backends.lock().expect("stats lock");
-        let mut all: Vec<_> = map.iter().map(|(k, v)| (k.clone(), Arc::clone(v))).collect();
+        let mut all: Vec<_> = map
+            .iter()
+            .map(|(k, v)| (k.clone(), Arc::clone(v)))
+            .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         all
     }

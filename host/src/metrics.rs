@@ -26,8 +26,8 @@ const LATENCY_BUCKETS: &[f64] = &[
 /// Plugin call buckets (seconds): honest calls take microseconds; the
 /// upper buckets show calls nearing the deadline.
 pub const PLUGIN_BUCKETS: &[f64] = &[
-    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025,
-    0.1, 0.25, 1.0,
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.005, 0.025, 0.1,
+    0.25, 1.0,
 ];
 
 /// A histogram with fixed bucket bounds, safe to update from any thread.
@@ -81,7 +81,10 @@ impl Histogram {
                 .bounds
                 .get(i)
                 .map_or_else(|| "+Inf".to_string(), |b| b.to_string());
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}");
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+            );
         }
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum().as_secs_f64());
         let _ = writeln!(out, "{name}_count{{{labels}}} {cumulative}");
@@ -210,7 +213,12 @@ impl Metrics {
     /// Renders this struct's series.
     pub fn render(&self, out: &mut String) {
         let requests = self.requests.lock().expect("metrics lock");
-        header(out, "llmgate_requests_total", "counter", "Client requests by model alias, provider, status and error kind.");
+        header(
+            out,
+            "llmgate_requests_total",
+            "counter",
+            "Client requests by model alias, provider, status and error kind.",
+        );
         for (model, by_provider) in requests.iter() {
             for (provider, s) in by_provider {
                 for ((status, kind), n) in &s.outcomes {
@@ -223,26 +231,46 @@ impl Metrics {
                 }
             }
         }
-        header(out, "llmgate_request_duration_seconds", "histogram", "Arrival to last byte, per model alias and provider.");
+        header(
+            out,
+            "llmgate_request_duration_seconds",
+            "histogram",
+            "Arrival to last byte, per model alias and provider.",
+        );
         for (model, by_provider) in requests.iter() {
             for (provider, s) in by_provider {
                 let labels = format!("model=\"{}\",provider=\"{}\"", esc(model), esc(provider));
-                s.latency.render(out, "llmgate_request_duration_seconds", &labels);
+                s.latency
+                    .render(out, "llmgate_request_duration_seconds", &labels);
             }
         }
-        header(out, "llmgate_time_to_first_byte_seconds", "histogram", "Arrival to first byte of streamed answers.");
+        header(
+            out,
+            "llmgate_time_to_first_byte_seconds",
+            "histogram",
+            "Arrival to first byte of streamed answers.",
+        );
         for (model, by_provider) in requests.iter() {
             for (provider, s) in by_provider {
                 if s.ttft.count() > 0 {
                     let labels = format!("model=\"{}\",provider=\"{}\"", esc(model), esc(provider));
-                    s.ttft.render(out, "llmgate_time_to_first_byte_seconds", &labels);
+                    s.ttft
+                        .render(out, "llmgate_time_to_first_byte_seconds", &labels);
                 }
             }
         }
-        header(out, "llmgate_tokens_total", "counter", "Tokens reported by upstreams, by type.");
+        header(
+            out,
+            "llmgate_tokens_total",
+            "counter",
+            "Tokens reported by upstreams, by type.",
+        );
         for (model, by_provider) in requests.iter() {
             for (provider, s) in by_provider {
-                for (kind, n) in ["input", "output", "cached_input", "reasoning"].iter().zip(s.tokens) {
+                for (kind, n) in ["input", "output", "cached_input", "reasoning"]
+                    .iter()
+                    .zip(s.tokens)
+                {
                     let _ = writeln!(
                         out,
                         "llmgate_tokens_total{{model=\"{}\",provider=\"{}\",type=\"{kind}\"}} {n}",
@@ -253,7 +281,12 @@ impl Metrics {
             }
         }
         drop(requests);
-        header(out, "llmgate_upstream_attempts_total", "counter", "Upstream attempts by backend and outcome (ok or error kind).");
+        header(
+            out,
+            "llmgate_upstream_attempts_total",
+            "counter",
+            "Upstream attempts by backend and outcome (ok or error kind).",
+        );
         for ((provider, model, outcome), n) in self.attempts.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
@@ -262,11 +295,25 @@ impl Metrics {
                 esc(model)
             );
         }
-        header(out, "llmgate_failovers_total", "counter", "Failed attempts after which the request moved to another key or backend.");
+        header(
+            out,
+            "llmgate_failovers_total",
+            "counter",
+            "Failed attempts after which the request moved to another key or backend.",
+        );
         for (model, n) in self.failovers.lock().expect("metrics lock").iter() {
-            let _ = writeln!(out, "llmgate_failovers_total{{model=\"{}\"}} {n}", esc(model));
+            let _ = writeln!(
+                out,
+                "llmgate_failovers_total{{model=\"{}\"}} {n}",
+                esc(model)
+            );
         }
-        header(out, "llmgate_cooldowns_total", "counter", "Cooldowns started, by provider, scope (key or backend) and error kind.");
+        header(
+            out,
+            "llmgate_cooldowns_total",
+            "counter",
+            "Cooldowns started, by provider, scope (key or backend) and error kind.",
+        );
         for ((provider, scope, kind), n) in self.cooldowns.lock().expect("metrics lock").iter() {
             let _ = writeln!(
                 out,
@@ -274,11 +321,33 @@ impl Metrics {
                 esc(provider)
             );
         }
-        header(out, "llmgate_requests_in_flight", "gauge", "Client requests being served.");
-        let _ = writeln!(out, "llmgate_requests_in_flight {}", self.in_flight.load(Ordering::Relaxed));
-        header(out, "llmgate_config_reloads_total", "counter", "Config reloads by result.");
-        let _ = writeln!(out, "llmgate_config_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Ordering::Relaxed));
-        let _ = writeln!(out, "llmgate_config_reloads_total{{result=\"rejected\"}} {}", self.reloads_failed.load(Ordering::Relaxed));
+        header(
+            out,
+            "llmgate_requests_in_flight",
+            "gauge",
+            "Client requests being served.",
+        );
+        let _ = writeln!(
+            out,
+            "llmgate_requests_in_flight {}",
+            self.in_flight.load(Ordering::Relaxed)
+        );
+        header(
+            out,
+            "llmgate_config_reloads_total",
+            "counter",
+            "Config reloads by result.",
+        );
+        let _ = writeln!(
+            out,
+            "llmgate_config_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "llmgate_config_reloads_total{{result=\"rejected\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
     }
 }
 
@@ -351,6 +420,9 @@ mod tests {
         ), "{out}");
         assert!(out.contains("type=\"input\"} 30\n"), "{out}");
         assert!(out.contains("type=\"cached_input\"} 12\n"), "{out}");
-        assert!(out.contains("llmgate_failovers_total{model=\"smart\"} 3\n"), "{out}");
+        assert!(
+            out.contains("llmgate_failovers_total{model=\"smart\"} 3\n"),
+            "{out}"
+        );
     }
 }

@@ -44,8 +44,7 @@ pub struct ReloadStatus {
 /// Checks the config file every second and on SIGHUP, until the process ends.
 pub async fn watch(gateway: Arc<Gateway>) {
     #[cfg(unix)]
-    let mut hangup =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -97,7 +96,11 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
     }
     match apply(gateway, &text) {
         Ok(needs_restart) => {
-            gateway.recorder.metrics.reloads_ok.fetch_add(1, Ordering::Relaxed);
+            gateway
+                .recorder
+                .metrics
+                .reloads_ok
+                .fetch_add(1, Ordering::Relaxed);
             let mut status = gateway.reload.lock().expect("reload lock");
             status.generation += 1;
             status.loaded_at_ms = unix_ms();
@@ -116,7 +119,11 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
             true
         }
         Err(message) => {
-            gateway.recorder.metrics.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            gateway
+                .recorder
+                .metrics
+                .reloads_failed
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!("config change rejected, the previous config keeps serving: {message}");
             let mut status = gateway.reload.lock().expect("reload lock");
             status.last_attempt_ms = Some(unix_ms());
@@ -132,7 +139,8 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
 fn apply(gateway: &Gateway, text: &str) -> Result<Vec<String>, String> {
     let file = config::parse(text, &|name| std::env::var(name).ok())
         .map_err(|e| format!("{}: {e}", gateway.config_path.display()))?;
-    let runtime = Runtime::compile(&file, &gateway.plugins, &gateway.stats).map_err(|e| e.to_string())?;
+    let runtime =
+        Runtime::compile(&file, &gateway.plugins, &gateway.stats).map_err(|e| e.to_string())?;
     let needs_restart = restart_only_changes(&gateway.started_config, &file);
     for warning in &runtime.warnings {
         tracing::warn!("{warning}");

@@ -21,11 +21,11 @@ use tracing::Instrument;
 
 use crate::balance::StatsTable;
 use crate::config::{ConfigFile, Runtime};
-use crate::proxy::record::Recorder;
-use crate::reload::ReloadStatus;
 use crate::error::GatewayError;
 use crate::plugins::{AdapterPlugin, PluginRegistry};
+use crate::proxy::record::Recorder;
 use crate::proxy::{self, Call};
+use crate::reload::ReloadStatus;
 
 /// Response bodies: whole or streamed.
 pub type ResponseBody = UnsyncBoxBody<Bytes, std::io::Error>;

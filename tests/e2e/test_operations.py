@@ -235,8 +235,9 @@ def test_admin_api_is_closed_without_a_token(mock, start_gateway):
     assert "server.admin_token" in r.json()["error"]["message"]
 
 
-def test_admin_api_shows_requests_backends_config_and_plugins(mock, start_gateway):
-    providers = provider("down", mock.url) + provider("up", mock.url)
+def failover_config(url: str) -> str:
+    """Model `failover`: provider `down` always answers 500, `up` answers."""
+    providers = provider("down", url) + provider("up", url)
     models = textwrap.dedent(
         """
         [[models]]
@@ -248,7 +249,11 @@ def test_admin_api_shows_requests_backends_config_and_plugins(mock, start_gatewa
         ]
         """
     )
-    gw = start_gateway(gateway_config(mock.url, extra_providers=providers, models=models))
+    return gateway_config(url, extra_providers=providers, models=models)
+
+
+def test_admin_api_shows_requests_backends_config_and_plugins(mock, start_gateway):
+    gw = start_gateway(failover_config(mock.url))
     c = client(gw)
     raw = c.chat.completions.with_raw_response.create(model="failover", messages=PING)
     failover_id = raw.headers["x-request-id"]
@@ -298,19 +303,7 @@ def test_admin_api_shows_requests_backends_config_and_plugins(mock, start_gatewa
 
 
 def test_metrics_count_requests_failovers_cooldowns_and_tokens(mock, start_gateway):
-    providers = provider("down", mock.url) + provider("up", mock.url)
-    models = textwrap.dedent(
-        """
-        [[models]]
-        name = "failover"
-        policy = "priority"
-        routes = [
-          { provider = "down", model = "mock-fail-500", priority = 1 },
-          { provider = "up", model = "mock-small", priority = 2 },
-        ]
-        """
-    )
-    gw = start_gateway(gateway_config(mock.url, extra_providers=providers, models=models))
+    gw = start_gateway(failover_config(mock.url))
     before = gw.metrics()
     assert metric(before, "llmgate_requests_total") == 0
     c = client(gw)

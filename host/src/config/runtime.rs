@@ -397,7 +397,10 @@ impl Runtime {
                 base_url: p.base_url.trim_end_matches('/').to_string(),
                 keys: KeyRing::new(
                     p.keys.clone(),
-                    p.keys.iter().map(|k| stats.key_cooldown(&p.name, k)).collect(),
+                    p.keys
+                        .iter()
+                        .map(|k| stats.key_cooldown(&p.name, k))
+                        .collect(),
                 ),
                 timeout: Duration::from_millis(p.timeout_ms),
                 stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
@@ -573,7 +576,9 @@ impl Runtime {
     /// Whether `token` opens the admin API.
     pub fn accepts_admin_token(&self, token: Option<&str>) -> bool {
         match (&self.admin_token, token) {
-            (Some(expected), Some(token)) => constant_time_eq(expected.as_bytes(), token.as_bytes()),
+            (Some(expected), Some(token)) => {
+                constant_time_eq(expected.as_bytes(), token.as_bytes())
+            }
             _ => false,
         }
     }

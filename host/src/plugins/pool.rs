@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
 
 use super::{EPOCH_TICK, Limits};
-use crate::metrics::{Histogram, PLUGIN_BUCKETS};
 use crate::error::GatewayError;
+use crate::metrics::{Histogram, PLUGIN_BUCKETS};
 
 /// What each plugin store carries: the plugin's name (for logs) and its limits.
 pub struct PluginState {

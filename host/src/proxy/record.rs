@@ -86,7 +86,10 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// A record for `call`, started now.
     pub fn new(call: &Call) -> Self {
-        call.recorder.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        call.recorder
+            .metrics
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
         RequestRecord {
             recorder: Arc::clone(&call.recorder),
             id: call.id.clone(),

@@ -363,7 +363,10 @@ impl Writer {
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             Err(e) => {
-                self.store.stats.write_errors.fetch_add(1, Ordering::Relaxed);
+                self.store
+                    .stats
+                    .write_errors
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::error!(
                     "writing {} request records to {} failed: {e}",
                     batch.len(),
@@ -469,8 +472,13 @@ mod tests {
         let dir = tempdir();
         let path = dir.join("log.redb");
         let store = Store::open(&path, &config()).unwrap();
-        let err = Store::open(&path, &config()).err().expect("second open fails");
-        assert!(err.to_string().contains("locked by another process"), "{err}");
+        let err = Store::open(&path, &config())
+            .err()
+            .expect("second open fails");
+        assert!(
+            err.to_string().contains("locked by another process"),
+            "{err}"
+        );
         store.close();
     }
 
@@ -495,7 +503,9 @@ mod tests {
             .collect();
         store.write(&batch, &mut sequence).unwrap();
         // Older than 5 days: r0..r3 (9, 8, 7, 6 days old) go.
-        let removed = store.expire(Duration::from_secs(5 * 86_400 + 3600), 100).unwrap();
+        let removed = store
+            .expire(Duration::from_secs(5 * 86_400 + 3600), 100)
+            .unwrap();
         assert_eq!(removed, 4);
         // At most 3 records: the oldest of the rest go.
         let removed = store.expire(Duration::from_secs(30 * 86_400), 3).unwrap();

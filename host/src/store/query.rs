@@ -32,12 +32,19 @@ impl Filter {
     pub fn matches(&self, r: &StoredRequest) -> bool {
         let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
         eq(&self.model, &r.model)
-            && self.provider.as_deref().is_none_or(|p| {
-                r.provider == p || r.attempts.iter().any(|a| a.provider == p)
-            })
+            && self
+                .provider
+                .as_deref()
+                .is_none_or(|p| r.provider == p || r.attempts.iter().any(|a| a.provider == p))
             && eq(&self.key_id, &r.key_id)
-            && self.error_kind.as_deref().is_none_or(|k| r.error_kind.as_deref() == Some(k))
-            && self.status.as_deref().is_none_or(|s| status_matches(s, r.status))
+            && self
+                .error_kind
+                .as_deref()
+                .is_none_or(|k| r.error_kind.as_deref() == Some(k))
+            && self
+                .status
+                .as_deref()
+                .is_none_or(|s| status_matches(s, r.status))
     }
 
     /// The key range the time bounds cover.
@@ -145,7 +152,9 @@ impl Percentiles {
         }
         samples.sort_by(f64::total_cmp);
         // Nearest rank.
-        let at = |q: f64| samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1];
+        let at = |q: f64| {
+            samples[((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1]
+        };
         Some(Percentiles {
             p50: at(0.50),
             p90: at(0.90),
