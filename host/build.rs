@@ -2,12 +2,7 @@
 //! WebAssembly components and generates the table that embeds them in the
 //! `llmgate` binary, so a plain `cargo build` gives a complete gateway.
 //!
-//! Toolchain, in order of preference:
-//! 1. the compiling toolchain's own `wasm32-unknown-unknown` target (what
-//!    `rustup target add wasm32-unknown-unknown` installs);
-//! 2. Debian's `rustc-web` + `rust-web-src` (`/usr/bin/rustc`), building std
-//!    from source with `-Zbuild-std` (for machines where rustup cannot
-//!    download targets; see README "Building").
+//! How: `src/plugin_build.rs`, shared with `llmgate plugin build`.
 //!
 //! The plugins get their own target dir so the nested cargo never waits on
 //! the outer build's lock, and it is shared by debug and release host builds.
@@ -15,11 +10,12 @@
 use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
-const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
-const DEBIAN_STD_SRC: &str = "/usr/lib/rustlib/src/rust/library";
+#[path = "src/plugin_build.rs"]
+#[allow(dead_code)]
+mod plugin_build;
+
+use plugin_build::WASM_TARGET;
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -28,6 +24,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("wit").display());
     println!("cargo:rerun-if-changed={}", root.join("plugins").display());
     println!("cargo:rerun-if-env-changed=LLMGATE_WASM_TOOLCHAIN");
+    println!("cargo:rerun-if-changed=src/plugin_build.rs");
 
     let plugins = builtin_plugin_names(&root.join("plugins"));
     let target_dir = plugin_target_dir(&out_dir);
@@ -44,10 +41,8 @@ fn main() {
             .join(format!("llmgate_plugin_{}.wasm", name.replace('-', "_")));
         let module = fs::read(&module_path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", module_path.display()));
-        let component = wit_component::ComponentEncoder::default()
-            .module(&module)
-            .and_then(|encoder| encoder.validate(true).encode())
-            .unwrap_or_else(|e| panic!("turning plugin `{name}` into a component: {e:#}"));
+        let component = plugin_build::componentize(&module)
+            .unwrap_or_else(|e| panic!("turning plugin `{name}` into a component: {e}"));
         let component_path = out_dir.join(format!("{name}.wasm"));
         fs::write(&component_path, component).unwrap();
         table.push_str(&format!(
@@ -87,78 +82,17 @@ fn plugin_target_dir(out_dir: &Path) -> PathBuf {
         .join("wasm-plugins")
 }
 
-enum Toolchain {
-    /// The compiling toolchain has the wasm target installed.
-    Installed,
-    /// Debian's rustc with std built from source.
-    Debian,
-}
-
-fn pick_toolchain() -> Toolchain {
-    match env::var("LLMGATE_WASM_TOOLCHAIN").as_deref() {
-        Ok("installed") => return Toolchain::Installed,
-        Ok("debian") => return Toolchain::Debian,
-        _ => {}
-    }
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    if let Some(sysroot) = sysroot
-        && Path::new(&sysroot)
-            .join("lib/rustlib")
-            .join(WASM_TARGET)
-            .is_dir()
-    {
-        return Toolchain::Installed;
-    }
-    if Path::new(DEBIAN_RUSTC).is_file() && Path::new(DEBIAN_STD_SRC).is_dir() {
-        return Toolchain::Debian;
-    }
-    panic!(
-        "\n\nllmgate embeds its plugins as WebAssembly components, and no way to build them was found.\n\
-         Either install the target:   rustup target add {WASM_TARGET}\n\
-         or, where rustup cannot download (Debian 12 with bookworm-backports or newer):\n\
-         \x20   apt-get install -y rustc-web cargo-web rust-web-src lld\n\
-         (.ci/run and scripts/setup do this for you.)\n\n"
-    );
-}
-
 fn compile_plugins(root: &Path, target_dir: &Path, plugins: &[String]) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let toolchain = plugin_build::pick_toolchain(&rustc).unwrap_or_else(|e| panic!("\n\n{e}\n\n"));
+    let mut cmd = plugin_build::cargo_build(&cargo, toolchain);
     cmd.current_dir(root)
-        .args(["build", "--profile", "wasm-plugin", "--target", WASM_TARGET])
+        .args(["--profile", "wasm-plugin"])
         .arg("--target-dir")
         .arg(target_dir);
     for name in plugins {
         cmd.args(["-p", &format!("llmgate-plugin-{name}")]);
-    }
-    // The outer build's settings are for the host target, not for wasm.
-    for var in [
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "RUSTFLAGS",
-        "RUSTC_WRAPPER",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_LLVM_COV",
-        "LLVM_PROFILE_FILE",
-    ] {
-        cmd.env_remove(var);
-    }
-    match pick_toolchain() {
-        Toolchain::Installed => {}
-        Toolchain::Debian => {
-            cmd.env("RUSTC", DEBIAN_RUSTC)
-                .env("RUSTDOC", "/usr/bin/rustdoc")
-                // Lets the stable toolchain accept -Zbuild-std.
-                .env("RUSTC_BOOTSTRAP", "1")
-                .arg("-Zbuild-std=std,panic_abort");
-        }
     }
     let status = cmd
         .status()

@@ -306,22 +306,13 @@ fn config(gateway: &Gateway) -> Value {
     })
 }
 
-/// The call stats of the plugin named `name`.
-fn call_stats<'a>(gateway: &'a Gateway, name: &str) -> Option<&'a crate::plugins::CallStats> {
-    gateway
-        .plugins
-        .adapter(name)
-        .map(|a| a.stats())
-        .or_else(|| gateway.plugins.policy(name).map(|p| p.stats()))
-}
-
 fn plugins(gateway: &Gateway) -> Value {
-    let items: Vec<Value> = gateway
-        .plugins
+    let registry = gateway.plugins.load();
+    let items: Vec<Value> = registry
         .infos()
         .iter()
         .map(|info| {
-            let stats = call_stats(gateway, &info.name);
+            let stats = registry.call_stats(&info.name);
             json!({
                 "name": info.name,
                 "world": info.world.as_str(),
@@ -338,7 +329,11 @@ fn plugins(gateway: &Gateway) -> Value {
             })
         })
         .collect();
-    json!({"plugins": items})
+    json!({
+        "dir": gateway.plugin_dir,
+        "plugins": items,
+        "load_errors": registry.errors(),
+    })
 }
 
 fn status(gateway: &Gateway) -> Value {
@@ -438,9 +433,10 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
         "counter",
         "Calls into each plugin.",
     );
-    let infos = gateway.plugins.infos();
+    let registry = gateway.plugins.load();
+    let infos = registry.infos();
     for info in infos {
-        if let Some(s) = call_stats(gateway, &info.name) {
+        if let Some(s) = registry.call_stats(&info.name) {
             out.push_str(&format!(
                 "llmgate_plugin_calls_total{{plugin=\"{}\"}} {}\n",
                 esc(&info.name),
@@ -455,7 +451,7 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
         "Plugin calls that trapped, ran out of time or memory.",
     );
     for info in infos {
-        if let Some(s) = call_stats(gateway, &info.name) {
+        if let Some(s) = registry.call_stats(&info.name) {
             out.push_str(&format!(
                 "llmgate_plugin_traps_total{{plugin=\"{}\"}} {}\n",
                 esc(&info.name),
@@ -470,7 +466,7 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
         "Duration of plugin calls.",
     );
     for info in infos {
-        if let Some(s) = call_stats(gateway, &info.name) {
+        if let Some(s) = registry.call_stats(&info.name) {
             let labels = format!("plugin=\"{}\"", esc(&info.name));
             metrics::render_histogram(
                 &mut out,

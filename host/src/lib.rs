@@ -11,6 +11,7 @@ pub mod balance;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod plugin_build;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;
@@ -47,12 +48,21 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
         max_memory_bytes: file.plugins.max_memory_mb << 20,
         ..Limits::default()
     };
-    let plugins = Arc::new(PluginRegistry::load_builtin(limits).context("loading plugins")?);
+    let config_dir = path.parent().unwrap_or(Path::new("."));
+    let cache_dir = Some(file.plugins.cache_dir.as_str())
+        .filter(|d| !d.is_empty())
+        .map(|d| config::data_path(d, config_dir));
+    let mut plugins = PluginRegistry::new(limits, cache_dir).context("loading plugins")?;
+    let plugin_dir = file.plugins.dir.as_ref().map(|d| config_dir.join(d));
+    if let Some(dir) = &plugin_dir
+        && let Some(with_dir) = plugins.scan_dir(dir)
+    {
+        plugins = with_dir;
+    }
     let stats = Arc::new(StatsTable::default());
     let runtime = Runtime::compile(&file, &plugins, &stats)?;
     let store = if file.storage.enabled {
-        let dir = path.parent().unwrap_or(Path::new("."));
-        let store_path = store::resolve_path(&file.storage, dir);
+        let store_path = store::resolve_path(&file.storage, config_dir);
         Some(Store::open(&store_path, &file.storage)?)
     } else {
         None
@@ -69,7 +79,8 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
             last_ok: true,
             ..ReloadStatus::default()
         }),
-        plugins,
+        plugins: ArcSwap::from_pointee(plugins),
+        plugin_dir,
         stats,
         recorder: Arc::new(Recorder {
             store,

@@ -40,8 +40,37 @@ enum Command {
         #[arg(long, short, env = "LLMGATE_CONFIG")]
         config: PathBuf,
     },
-    /// List the loaded plugins.
-    Plugins,
+    /// List the loaded plugins: built-in ones, and with --config those in
+    /// its `plugins.dir` (with load errors).
+    Plugins {
+        /// The TOML config file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Work with one plugin component.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Print a component's world, exports and imports, and whether llmgate can load it.
+    Inspect {
+        /// The `.wasm` component.
+        file: PathBuf,
+    },
+    /// Build a plugin crate into a component (`cargo build` for wasm, then
+    /// `wit-component`), with the same toolchain the built-in plugins use.
+    Build {
+        /// The crate's directory (with its Cargo.toml).
+        dir: PathBuf,
+        /// Where to write the component; its file name is the plugin's name.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Cargo's target directory (default: cargo's own choice).
+        #[arg(long)]
+        target_dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -50,7 +79,13 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
-        Command::Plugins => list_plugins(),
+        Command::Plugins { config } => list_plugins(config),
+        Command::Plugin(PluginCommand::Inspect { file }) => inspect_plugin(&file),
+        Command::Plugin(PluginCommand::Build {
+            dir,
+            out,
+            target_dir,
+        }) => build_plugin(&dir, out, target_dir),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,8 +178,11 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn list_plugins() -> anyhow::Result<()> {
-    let registry = PluginRegistry::load_builtin(Limits::default())?;
+fn list_plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let registry = match &config {
+        Some(path) => (*llmgate::load(path)?.plugins.load_full()).clone(),
+        None => PluginRegistry::load_builtin(Limits::default())?,
+    };
     println!(
         "{:<16} {:<9} {:<9} {:>8}  description",
         "name", "world", "origin", "size"
@@ -167,5 +205,130 @@ fn list_plugins() -> anyhow::Result<()> {
             description
         );
     }
+    for error in registry.errors() {
+        println!("not loaded: {}: {}", error.file.display(), error.message);
+    }
     Ok(())
+}
+
+fn inspect_plugin(file: &std::path::Path) -> anyhow::Result<()> {
+    let mut registry = PluginRegistry::empty(Limits::default())?;
+    let report = registry.inspect(file)?;
+    println!("file:    {}", file.display());
+    println!("size:    {} bytes, sha256 {}", report.size, report.sha256);
+    match &report.loaded {
+        Ok(info) => {
+            println!("world:   {} (llmgate:plugin@0.1.0)", info.world.as_str());
+            if let (Some(dialect), Some(description)) = (&info.dialect, &info.description) {
+                println!("dialect: {dialect}");
+                println!("about:   {description}");
+            }
+            println!(
+                "name:    {} (its file name; drop it into plugins.dir to use it)",
+                file.file_stem()
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_default()
+            );
+        }
+        Err(why) => println!("loads:   no: {why}"),
+    }
+    println!("exports:");
+    for export in &report.exports {
+        println!("  {export}");
+    }
+    println!("imports:");
+    for import in &report.imports {
+        let note = if import.starts_with("wasi:") {
+            "  [WASI: sandboxed, grants no files, network or environment]"
+        } else {
+            ""
+        };
+        println!("  {import}{note}");
+    }
+    if report.loaded.is_err() {
+        anyhow::bail!("{} cannot be loaded as an llmgate plugin", file.display());
+    }
+    Ok(())
+}
+
+fn build_plugin(
+    dir: &std::path::Path,
+    out: Option<PathBuf>,
+    target_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use llmgate::plugin_build;
+    let manifest = dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let package: toml::Table = toml::from_str(&text)?;
+    let name = package
+        .get("package")
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .context("Cargo.toml has no package.name")?
+        .to_string();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let toolchain = plugin_build::pick_toolchain("rustc").map_err(|e| anyhow::anyhow!(e))?;
+    let target_dir = match target_dir {
+        Some(dir) => dir,
+        None => cargo_target_dir(&cargo, &manifest)?,
+    };
+    let mut cmd = plugin_build::cargo_build(&cargo, toolchain);
+    // Release, as small and fast as the built-in plugins (profile `wasm-plugin`).
+    cmd.arg("--release")
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .env("CARGO_PROFILE_RELEASE_LTO", "true")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "1")
+        .env("CARGO_PROFILE_RELEASE_PANIC", "abort")
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "true");
+    let status = cmd.status().context("running cargo")?;
+    if !status.success() {
+        anyhow::bail!("cargo build for {} failed ({status})", dir.display());
+    }
+    let module_path = target_dir
+        .join(plugin_build::WASM_TARGET)
+        .join("release")
+        .join(format!("{}.wasm", name.replace('-', "_")));
+    let module = std::fs::read(&module_path)
+        .with_context(|| format!("reading {} (is the crate a cdylib?)", module_path.display()))?;
+    let component = plugin_build::componentize(&module).map_err(|e| anyhow::anyhow!(e))?;
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(format!(
+            "{}.wasm",
+            name.strip_prefix("llmgate-plugin-").unwrap_or(&name)
+        ))
+    });
+    std::fs::write(&out, &component).with_context(|| format!("writing {}", out.display()))?;
+    println!("{} ({} bytes)", out.display(), component.len());
+    Ok(())
+}
+
+/// The target directory cargo uses for the crate at `manifest`.
+fn cargo_target_dir(cargo: &str, manifest: &std::path::Path) -> anyhow::Result<PathBuf> {
+    let output = std::process::Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .output()?;
+    if !output.status.success() {
+        anyhow::bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)?;
+    metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .ok_or_else(|| anyhow::anyhow!("cargo metadata names no target directory"))
 }

@@ -67,9 +67,28 @@ pub async fn watch(gateway: Arc<Gateway>) {
             false
         };
         let gateway = Arc::clone(&gateway);
-        // Compiling validates options through plugin calls: off the reactor.
-        let _ = tokio::task::spawn_blocking(move || reload_if_changed(&gateway, forced)).await;
+        // Compiling components and configs is CPU work: off the reactor.
+        let _ = tokio::task::spawn_blocking(move || {
+            let plugins_changed = reload_plugins(&gateway);
+            reload_if_changed(&gateway, forced || plugins_changed)
+        })
+        .await;
     }
+}
+
+/// Loads what changed in the plugin directory. Returns whether anything
+/// did, in which case the config is compiled again against the new set: a
+/// config that named a plugin before its file arrived now applies, and a
+/// removed plugin stays in use until a config without it is applied.
+pub fn reload_plugins(gateway: &Gateway) -> bool {
+    let Some(dir) = &gateway.plugin_dir else {
+        return false;
+    };
+    let Some(next) = gateway.plugins.load().scan_dir(dir) else {
+        return false;
+    };
+    gateway.plugins.store(Arc::new(next));
+    true
 }
 
 /// Reloads when the file's text differs from the last one seen (or when
@@ -139,8 +158,8 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
 fn apply(gateway: &Gateway, text: &str) -> Result<Vec<String>, String> {
     let file = config::parse(text, &|name| std::env::var(name).ok())
         .map_err(|e| format!("{}: {e}", gateway.config_path.display()))?;
-    let runtime =
-        Runtime::compile(&file, &gateway.plugins, &gateway.stats).map_err(|e| e.to_string())?;
+    let runtime = Runtime::compile(&file, &gateway.plugins.load(), &gateway.stats)
+        .map_err(|e| e.to_string())?;
     let needs_restart = restart_only_changes(&gateway.started_config, &file);
     for warning in &runtime.warnings {
         tracing::warn!("{warning}");

@@ -52,8 +52,10 @@ pub struct Gateway {
     pub last_config_text: Mutex<String>,
     /// The last reload's outcome.
     pub reload: Mutex<ReloadStatus>,
-    /// Loaded plugins.
-    pub plugins: Arc<PluginRegistry>,
+    /// Loaded plugins; swapped when the plugin directory changes.
+    pub plugins: ArcSwap<PluginRegistry>,
+    /// The plugin directory, if one is configured.
+    pub plugin_dir: Option<PathBuf>,
     /// Backend stats and key cooldowns, kept across reloads.
     pub stats: Arc<StatsTable>,
     /// The request store and the metrics.
@@ -250,7 +252,7 @@ async fn handle(
         Endpoint::CountTokens { dialect, .. } => dialect,
         Endpoint::Health | Endpoint::Metrics | Endpoint::Admin => "openai",
     };
-    let Some(ingress) = gateway.plugins.ingress(dialect).cloned() else {
+    let Some(ingress) = runtime.ingress(dialect).cloned() else {
         return Ok(plain_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             &format!("the {dialect} plugin is not loaded"),

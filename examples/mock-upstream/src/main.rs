@@ -33,7 +33,9 @@
 //! `GET /mock/stats` returns how many chat requests each model name and each
 //! presented key received, so tests can see which backends were tried;
 //! `GET /mock/last-request` returns the last chat request body exactly as
-//! received, so tests can check what a gateway sent.
+//! received, and `GET /mock/last-headers` its headers, so tests can check
+//! what a gateway sent. OpenAI-dialect requests may carry the key as
+//! `Authorization: Bearer` or, as Azure OpenAI takes it, in `api-key`.
 
 // The error side of `conversation` is a ready HTTP answer, built once per
 // rejected request; boxing it would only add noise.
@@ -72,6 +74,7 @@ pub struct Settings {
     key: Option<String>,
     seen: Mutex<Seen>,
     last_body: Mutex<Bytes>,
+    last_headers: Mutex<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default)]
@@ -88,6 +91,7 @@ fn main() {
         key: None,
         seen: Mutex::default(),
         last_body: Mutex::default(),
+        last_headers: Mutex::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -180,6 +184,10 @@ async fn handle(
                 .body(Full::new(body).boxed())
                 .unwrap());
         }
+        (&Method::GET, "/mock/last-headers") => {
+            let headers = settings.last_headers.lock().unwrap().clone();
+            return Ok(json_response(200, &json!(headers)));
+        }
         (&Method::GET, "/v1/models") => {
             return Ok(json_response(
                 200,
@@ -226,6 +234,7 @@ async fn handle(
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
             .map(str::to_string),
         Dialect::Anthropic => headers
             .get("x-api-key")
@@ -274,6 +283,15 @@ async fn handle(
         }
     };
     *settings.last_body.lock().unwrap() = body.clone();
+    *settings.last_headers.lock().unwrap() = headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let request: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

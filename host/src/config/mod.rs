@@ -33,6 +33,20 @@ impl ConfigError {
     }
 }
 
+/// Where a data file named `path` in config goes: absolute paths as they
+/// are, relative ones under `$LLMGATE_DATA_DIR` when set, else in
+/// `config_dir`.
+pub fn data_path(path: &str, config_dir: &Path) -> std::path::PathBuf {
+    let path = Path::new(path);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    match std::env::var_os("LLMGATE_DATA_DIR") {
+        Some(dir) if !dir.is_empty() => Path::new(&dir).join(path),
+        _ => config_dir.join(path),
+    }
+}
+
 /// Reads and parses a config file and resolves its `${VAR}` references from
 /// the process environment.
 pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {

@@ -34,6 +34,8 @@ pub struct Runtime {
     /// Models, in config order.
     pub models: Vec<Arc<Model>>,
     by_name: HashMap<String, Arc<Model>>,
+    /// The adapters that speak each client dialect.
+    ingress: HashMap<String, Arc<AdapterPlugin>>,
     /// Things worth a warning that are not errors.
     pub warnings: Vec<String>,
 }
@@ -528,8 +530,17 @@ impl Runtime {
             providers,
             models,
             by_name,
+            ingress: ["openai", "anthropic", "gemini"]
+                .into_iter()
+                .filter_map(|d| Some((d.to_string(), Arc::clone(plugins.ingress(d)?))))
+                .collect(),
             warnings,
         })
+    }
+
+    /// The adapter that reads and answers clients speaking `dialect`.
+    pub fn ingress(&self, dialect: &str) -> Option<&Arc<AdapterPlugin>> {
+        self.ingress.get(dialect)
     }
 
     /// The model a client's name refers to (a name or an alias).

@@ -191,12 +191,26 @@ impl Default for StorageConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginsConfig {
+    /// A directory of extra `.wasm` components, watched while the gateway
+    /// runs: each is usable by its file name (without `.wasm`). Relative to
+    /// the config file.
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// Where compiled plugin code is cached, so restarts skip compiling.
+    /// Relative paths are under `$LLMGATE_DATA_DIR`, else beside the config
+    /// file; empty turns the cache off.
+    #[serde(default = "default_plugin_cache_dir")]
+    pub cache_dir: String,
     /// Wall time one plugin call may take.
     #[serde(default = "default_call_timeout_ms")]
     pub call_timeout_ms: u64,
     /// Memory one plugin instance may use.
     #[serde(default = "default_max_memory_mb")]
     pub max_memory_mb: usize,
+}
+
+fn default_plugin_cache_dir() -> String {
+    "plugin-cache".into()
 }
 
 fn default_call_timeout_ms() -> u64 {
@@ -210,6 +224,8 @@ fn default_max_memory_mb() -> usize {
 impl Default for PluginsConfig {
     fn default() -> Self {
         PluginsConfig {
+            dir: None,
+            cache_dir: default_plugin_cache_dir(),
             call_timeout_ms: default_call_timeout_ms(),
             max_memory_mb: default_max_memory_mb(),
         }

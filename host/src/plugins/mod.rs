@@ -12,8 +12,9 @@ mod policy;
 mod pool;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, anyhow};
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -120,7 +121,7 @@ pub enum Origin {
     /// Embedded in the binary.
     BuiltIn,
     /// Loaded from a file.
-    File(std::path::PathBuf),
+    File(PathBuf),
 }
 
 /// One loaded plugin, as `llmgate plugins` lists it.
@@ -140,42 +141,213 @@ pub struct PluginInfo {
     pub description: Option<String>,
 }
 
-/// All loaded plugins, by name.
+/// What `llmgate plugin inspect` reports about a component.
+#[derive(Debug)]
+pub struct Inspection {
+    /// Size in bytes.
+    pub size: usize,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// How it loads: world, dialect, description; or why it does not.
+    pub loaded: Result<PluginInfo, String>,
+    /// Imported interfaces (with their functions).
+    pub imports: Vec<String>,
+    /// Exported interfaces (with their functions).
+    pub exports: Vec<String>,
+}
+
+/// A component file that could not be loaded, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LoadError {
+    /// The file.
+    pub file: PathBuf,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// Size and modification time of a file in the plugin directory: when
+/// either changes, the file is loaded again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+}
+
+/// All loaded plugins, by name. Cheap to clone (everything is shared), so a
+/// change in the plugin directory builds a new registry beside the old one
+/// and swaps it in; configs compiled against the old one keep their plugins
+/// alive until they are replaced.
+#[derive(Clone)]
 pub struct PluginRegistry {
+    engine: Engine,
+    limits: Limits,
+    cache_dir: Option<PathBuf>,
     adapters: BTreeMap<String, Arc<AdapterPlugin>>,
     policies: BTreeMap<String, Arc<PolicyPlugin>>,
     infos: Vec<PluginInfo>,
+    errors: Vec<LoadError>,
+    files: BTreeMap<PathBuf, FileStamp>,
 }
 
 impl PluginRegistry {
-    /// Compiles and pre-instantiates the built-in plugins.
+    /// Compiles and pre-instantiates the built-in plugins, without a cache.
     pub fn load_builtin(limits: Limits) -> anyhow::Result<PluginRegistry> {
+        PluginRegistry::new(limits, None)
+    }
+
+    /// The built-in plugins, with compiled code cached in `cache_dir`.
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> anyhow::Result<PluginRegistry> {
         let engine = new_engine(&limits)?;
         start_epoch_ticker(&engine);
         let mut registry = PluginRegistry {
+            engine,
+            limits,
+            cache_dir,
             adapters: BTreeMap::new(),
             policies: BTreeMap::new(),
             infos: Vec::new(),
+            errors: Vec::new(),
+            files: BTreeMap::new(),
         };
         for (name, bytes) in builtin::BUILTIN_PLUGINS {
             registry
-                .add(&engine, &limits, name, bytes, Origin::BuiltIn)
+                .add(name, bytes, Origin::BuiltIn)
                 .with_context(|| format!("loading built-in plugin '{name}'"))?;
         }
         Ok(registry)
     }
 
-    fn add(
-        &mut self,
-        engine: &Engine,
-        limits: &Limits,
-        name: &str,
-        bytes: &[u8],
-        origin: Origin,
-    ) -> anyhow::Result<()> {
-        let component = Component::new(engine, bytes)?;
-        let mut linker = Linker::<PluginState>::new(engine);
-        host_log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    /// A registry without any plugin, for inspecting one component.
+    pub fn empty(limits: Limits) -> anyhow::Result<PluginRegistry> {
+        let engine = new_engine(&limits)?;
+        start_epoch_ticker(&engine);
+        Ok(PluginRegistry {
+            engine,
+            limits,
+            cache_dir: None,
+            adapters: BTreeMap::new(),
+            policies: BTreeMap::new(),
+            infos: Vec::new(),
+            errors: Vec::new(),
+            files: BTreeMap::new(),
+        })
+    }
+
+    /// Loads the component at `path` the way the plugin directory would,
+    /// and describes it: the world it implements (or why none), what it
+    /// exports and what it imports.
+    pub fn inspect(&mut self, path: &Path) -> anyhow::Result<Inspection> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let component = Component::new(&self.engine, &bytes)
+            .map_err(|e| anyhow!("not a WebAssembly component: {e:#}"))?;
+        let ty = component.component_type();
+        let describe = |items: &mut dyn Iterator<
+            Item = (&str, wasmtime::component::types::ComponentItem),
+        >| {
+            items
+                .map(|(name, item)| {
+                    use wasmtime::component::types::ComponentItem;
+                    match item {
+                        ComponentItem::ComponentInstance(instance) => {
+                            let funcs: Vec<&str> = instance
+                                .exports(&self.engine)
+                                .filter(|(_, e)| matches!(e.ty, ComponentItem::ComponentFunc(_)))
+                                .map(|(n, _)| n)
+                                .collect();
+                            format!("{name}: {}", funcs.join(", "))
+                        }
+                        ComponentItem::ComponentFunc(_) => format!("{name} (function)"),
+                        _ => name.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+        };
+        let imports = describe(&mut ty.imports(&self.engine).map(|(n, e)| (n, e.ty)));
+        let exports = describe(&mut ty.exports(&self.engine).map(|(n, e)| (n, e.ty)));
+        let loaded = self
+            .add("inspected", &bytes, Origin::File(path.to_path_buf()))
+            .map(|()| self.infos.last().cloned().expect("just added"))
+            .map_err(|e| format!("{e:#}"));
+        use sha2::Digest;
+        Ok(Inspection {
+            size: bytes.len(),
+            sha256: sha2::Sha256::digest(&bytes)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+            loaded,
+            imports,
+            exports,
+        })
+    }
+
+    /// Looks at `dir` for `*.wasm` components. Returns a new registry when
+    /// anything changed since the last look: new files loaded, replaced ones
+    /// loaded again (a replacement that fails to load keeps the old
+    /// version), removed ones dropped. A file that fails to load is reported
+    /// in [`PluginRegistry::errors`] and never affects the others.
+    pub fn scan_dir(&self, dir: &Path) -> Option<PluginRegistry> {
+        let stamps = list_components(dir);
+        if stamps == self.files {
+            return None;
+        }
+        let mut next = self.clone();
+        for (path, _) in self.files.iter().filter(|(p, _)| !stamps.contains_key(*p)) {
+            next.errors.retain(|e| &e.file != path);
+            if next.remove_file(path) {
+                tracing::info!("plugin file {} removed: unloaded", path.display());
+            }
+        }
+        for (path, stamp) in &stamps {
+            if self.files.get(path) == Some(stamp) {
+                continue;
+            }
+            next.errors.retain(|e| &e.file != path);
+            match next.load_file(path) {
+                Ok(name) => tracing::info!("plugin '{name}' loaded from {}", path.display()),
+                Err(e) => {
+                    let message = format!("{e:#}");
+                    tracing::error!("plugin file {} not loaded: {message}", path.display());
+                    next.errors.push(LoadError {
+                        file: path.clone(),
+                        message,
+                    });
+                }
+            }
+        }
+        next.files = stamps;
+        Some(next)
+    }
+
+    /// Loads one component file under the name of its file stem.
+    fn load_file(&mut self, path: &Path) -> anyhow::Result<String> {
+        let name = plugin_name(path)?;
+        if builtin::BUILTIN_PLUGINS.iter().any(|(n, _)| *n == name) {
+            anyhow::bail!("'{name}' is the name of a built-in plugin; rename the file");
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        self.add(&name, &bytes, Origin::File(path.to_path_buf()))?;
+        Ok(name)
+    }
+
+    /// Forgets the plugin loaded from `path`. Returns whether there was one.
+    fn remove_file(&mut self, path: &Path) -> bool {
+        let Some(at) = self
+            .infos
+            .iter()
+            .position(|i| i.origin == Origin::File(path.to_path_buf()))
+        else {
+            return false;
+        };
+        let info = self.infos.remove(at);
+        self.adapters.remove(&info.name);
+        self.policies.remove(&info.name);
+        true
+    }
+
+    fn add(&mut self, name: &str, bytes: &[u8], origin: Origin) -> anyhow::Result<()> {
+        let component = compile(&self.engine, bytes, self.cache_dir.as_deref())?;
+        let linker = linker(&self.engine)?;
         let pre = linker.instantiate_pre(&component)?;
         let name_arc: Arc<str> = Arc::from(name);
         let mut info = PluginInfo {
@@ -188,25 +360,34 @@ impl PluginRegistry {
         };
         match bindings::provider::ProviderPre::new(pre.clone()) {
             Ok(provider_pre) => {
-                let adapter = AdapterPlugin::new(name_arc, engine.clone(), limits, provider_pre)?;
+                let adapter =
+                    AdapterPlugin::new(name_arc, self.engine.clone(), &self.limits, provider_pre)?;
                 info.dialect = Some(adapter.dialect().to_string());
                 info.description = Some(adapter.description().to_string());
+                self.policies.remove(name);
                 self.adapters.insert(name.to_string(), Arc::new(adapter));
             }
             Err(provider_err) => match bindings::balancer::BalancerPre::new(pre) {
                 Ok(balancer_pre) => {
                     info.world = World::Balancer;
-                    let policy = PolicyPlugin::new(name_arc, engine.clone(), limits, balancer_pre);
+                    let policy = PolicyPlugin::new(
+                        name_arc,
+                        self.engine.clone(),
+                        &self.limits,
+                        balancer_pre,
+                    );
+                    self.adapters.remove(name);
                     self.policies.insert(name.to_string(), Arc::new(policy));
                 }
                 Err(balancer_err) => {
                     return Err(anyhow!(
-                        "the component implements neither world: as a provider: {provider_err:#}; \
-                         as a balancer: {balancer_err:#}"
+                        "the component implements neither world of llmgate:plugin@0.1.0: \
+                         as a provider: {provider_err:#}; as a balancer: {balancer_err:#}"
                     ));
                 }
             },
         }
+        self.infos.retain(|i| i.name != name);
         self.infos.push(info);
         Ok(())
     }
@@ -232,6 +413,11 @@ impl PluginRegistry {
         &self.infos
     }
 
+    /// Files in the plugin directory that failed to load.
+    pub fn errors(&self) -> &[LoadError] {
+        &self.errors
+    }
+
     /// Names of loaded adapters.
     pub fn adapter_names(&self) -> impl Iterator<Item = &str> {
         self.adapters.keys().map(String::as_str)
@@ -241,6 +427,111 @@ impl PluginRegistry {
     pub fn policy_names(&self) -> impl Iterator<Item = &str> {
         self.policies.keys().map(String::as_str)
     }
+
+    /// The call stats of the plugin named `name`.
+    pub fn call_stats(&self, name: &str) -> Option<&CallStats> {
+        self.adapter(name)
+            .map(|a| a.stats())
+            .or_else(|| self.policy(name).map(|p| p.stats()))
+    }
+}
+
+/// `*.wasm` files directly in `dir`, with their stamps. A missing directory
+/// has none.
+fn list_components(dir: &Path) -> BTreeMap<PathBuf, FileStamp> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return BTreeMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .filter_map(|p| {
+            let meta = std::fs::metadata(&p).ok().filter(|m| m.is_file())?;
+            let stamp = FileStamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            };
+            Some((p, stamp))
+        })
+        .collect()
+}
+
+/// A plugin's name is its file stem: letters, digits, `-` and `_`.
+fn plugin_name(path: &Path) -> anyhow::Result<String> {
+    let stem = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
+    if stem.is_empty()
+        || !stem
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        anyhow::bail!("plugin file names are letters, digits, '-' and '_' before .wasm");
+    }
+    Ok(stem.to_string())
+}
+
+/// The linker every component is instantiated with: `host-log`, and WASI
+/// in a context that grants nothing.
+fn linker(engine: &Engine) -> anyhow::Result<Linker<PluginState>> {
+    let mut linker = Linker::<PluginState>::new(engine);
+    host_log::add_to_linker::<_, HasSelf<PluginState>>(&mut linker, |s| s)?;
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    Ok(linker)
+}
+
+/// Compiles a component, or loads its machine code from `cache_dir` when
+/// this exact component was compiled before by a compatible engine.
+fn compile(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Ok(Component::new(engine, bytes)?);
+    };
+    let path = dir.join(cache_file_name(engine, bytes));
+    if path.is_file() {
+        match load_cached(engine, &path) {
+            Ok(component) => return Ok(component),
+            Err(e) => tracing::warn!("ignoring plugin cache entry {}: {e:#}", path.display()),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    let written = std::fs::create_dir_all(dir).and_then(|()| {
+        let code = component.serialize().map_err(std::io::Error::other)?;
+        // Written whole then renamed, so a reader never sees half a file.
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, code)?;
+        std::fs::rename(&tmp, &path)
+    });
+    if let Err(e) = written {
+        tracing::warn!("cannot write the plugin cache {}: {e}", dir.display());
+    }
+    Ok(component)
+}
+
+/// `<sha256 of the component>-<engine compatibility hash>.cwasm`: a new
+/// component or a different wasmtime build never reads a stale entry.
+fn cache_file_name(engine: &Engine, bytes: &[u8]) -> String {
+    use sha2::Digest;
+    use std::hash::{Hash, Hasher};
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    env!("CARGO_PKG_VERSION").hash(&mut hasher);
+    format!("{hex}-{:016x}.cwasm", hasher.finish())
+}
+
+/// Loads machine code this gateway compiled and wrote to its own cache.
+#[allow(unsafe_code)]
+fn load_cached(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: `deserialize_file` trusts the file to be wasmtime's own output
+    // for this engine. The cache directory is written only by this gateway
+    // (`compile` above), entries are named by the component's hash and the
+    // engine's compatibility hash, and wasmtime checks its header and
+    // version before use. An operator who lets others write to the cache
+    // directory gives them code execution, as with the binary itself.
+    Ok(unsafe { Component::deserialize_file(engine, path) }?)
 }
 
 fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {

@@ -5,16 +5,38 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use wasmtime::component::ResourceTable;
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::{EPOCH_TICK, Limits};
 use crate::error::GatewayError;
 use crate::metrics::{Histogram, PLUGIN_BUCKETS};
 
-/// What each plugin store carries: the plugin's name (for logs) and its limits.
+/// What each plugin store carries: the plugin's name (for logs), its
+/// limits, and a WASI context for components built for `wasm32-wasip2`.
 pub struct PluginState {
     pub(super) plugin: Arc<str>,
     limits: StoreLimits,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl WasiView for PluginState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A WASI context that grants nothing: no files (no preopened
+/// directories), no network (every address denied, no name lookup), no
+/// environment variables or arguments, stdin empty and stdout/stderr
+/// discarded. Clocks and randomness stay: they reveal nothing about the host.
+fn sandboxed_wasi() -> WasiCtx {
+    WasiCtx::builder().build()
 }
 
 /// One live instance: its store and typed bindings.
@@ -105,6 +127,8 @@ impl<B> InstancePool<B> {
             PluginState {
                 plugin: Arc::clone(&self.name),
                 limits,
+                wasi: sandboxed_wasi(),
+                table: ResourceTable::new(),
             },
         );
         store.limiter(|state| &mut state.limits);

@@ -138,14 +138,7 @@ pub struct Store {
 /// Where the store file is: `path` as configured, relative ones under
 /// `$LLMGATE_DATA_DIR` or else beside the config file.
 pub fn resolve_path(config: &StorageConfig, config_dir: &Path) -> PathBuf {
-    let path = Path::new(&config.path);
-    if path.is_absolute() {
-        return path.to_path_buf();
-    }
-    match std::env::var_os("LLMGATE_DATA_DIR") {
-        Some(dir) if !dir.is_empty() => Path::new(&dir).join(path),
-        _ => config_dir.join(path),
-    }
+    crate::config::data_path(&config.path, config_dir)
 }
 
 impl Store {

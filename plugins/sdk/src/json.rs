@@ -100,6 +100,48 @@ pub fn set_member(body: &[u8], key: &str, new_value: &[u8]) -> Result<Vec<u8>, N
     Ok(out)
 }
 
+/// Returns `body` without its top-level member `key` (unchanged if absent).
+pub fn remove_member(body: &[u8], key: &str) -> Result<Vec<u8>, NotAnObject> {
+    let found = members(body)?;
+    let Some(i) = found
+        .iter()
+        .position(|m| &body[m.raw_key.clone()] == key.as_bytes())
+    else {
+        return Ok(body.to_vec());
+    };
+    // The key's opening quote.
+    let start = found[i].raw_key.start - 1;
+    let cut = match (found.get(i + 1), i.checked_sub(1)) {
+        // Up to the next key's quote: takes the comma after this member.
+        (Some(next), _) => start..next.raw_key.start - 1,
+        // Last member: from the end of the previous value, taking its comma.
+        (None, Some(prev)) => found[prev].value.end..found[i].value.end,
+        (None, None) => start..found[i].value.end,
+    };
+    let mut out = Vec::with_capacity(body.len());
+    out.extend_from_slice(&body[..cut.start]);
+    out.extend_from_slice(&body[cut.end..]);
+    Ok(out)
+}
+
+/// Returns `body` with its top-level member `from` renamed to `to`, for
+/// vendors that call a field by another name. When the body already has
+/// `to`, that one is kept and `from` is dropped.
+pub fn rename_member(body: &[u8], from: &str, to: &str) -> Result<Vec<u8>, NotAnObject> {
+    let found = members(body)?;
+    let Some(m) = find(body, &found, from) else {
+        return Ok(body.to_vec());
+    };
+    if find(body, &found, to).is_some() {
+        return remove_member(body, from);
+    }
+    let mut out = Vec::with_capacity(body.len() + to.len());
+    out.extend_from_slice(&body[..m.raw_key.start]);
+    out.extend_from_slice(to.as_bytes());
+    out.extend_from_slice(&body[m.raw_key.end..]);
+    Ok(out)
+}
+
 /// JSON-encodes a string value.
 pub fn string_value(s: &str) -> Vec<u8> {
     serde_json::to_vec(s).expect("strings always serialize")
@@ -187,6 +229,37 @@ mod tests {
         let body = br#"{"metadata":{"model":"a"},"model":"b"}"#;
         let out = set_member(body, "model", b"\"c\"").unwrap();
         assert_eq!(out, br#"{"metadata":{"model":"a"},"model":"c"}"#);
+    }
+
+    #[test]
+    fn removes_members_anywhere_leaving_valid_json() {
+        let body = br#"{ "a":1, "b":[2,{"c":3}], "d":"x" }"#;
+        for (key, want) in [
+            ("a", r#"{ "b":[2,{"c":3}], "d":"x" }"#),
+            ("b", r#"{ "a":1, "d":"x" }"#),
+            ("d", r#"{ "a":1, "b":[2,{"c":3}] }"#),
+            ("c", r#"{ "a":1, "b":[2,{"c":3}], "d":"x" }"#),
+        ] {
+            let out = remove_member(body, key).unwrap();
+            assert_eq!(std::str::from_utf8(&out).unwrap(), want, "removing {key}");
+            serde_json::from_slice::<serde_json::Value>(&out).unwrap();
+        }
+        assert_eq!(remove_member(br#"{"a":1}"#, "a").unwrap(), b"{}");
+    }
+
+    #[test]
+    fn renames_a_member_in_place() {
+        let body = br#"{"model":"m","max_tokens":5}"#;
+        assert_eq!(
+            rename_member(body, "max_tokens", "max_new_tokens").unwrap(),
+            br#"{"model":"m","max_new_tokens":5}"#
+        );
+        assert_eq!(rename_member(body, "absent", "x").unwrap(), body);
+        // The client's own `to` wins.
+        assert_eq!(
+            rename_member(br#"{"a":1,"b":2}"#, "a", "b").unwrap(),
+            br#"{"b":2}"#
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod anthropic;
 pub mod canonical;
+pub mod compatible;
 pub mod error;
 pub mod gemini;
 pub mod json;
