@@ -43,25 +43,11 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the config {}", path.display()))?;
     let file = config::load(path)?;
-    let limits = Limits {
-        call_timeout: std::time::Duration::from_millis(file.plugins.call_timeout_ms),
-        max_memory_bytes: file.plugins.max_memory_mb << 20,
-        ..Limits::default()
-    };
-    let config_dir = path.parent().unwrap_or(Path::new("."));
-    let cache_dir = Some(file.plugins.cache_dir.as_str())
-        .filter(|d| !d.is_empty())
-        .map(|d| config::data_path(d, config_dir));
-    let mut plugins = PluginRegistry::new(limits, cache_dir).context("loading plugins")?;
-    let plugin_dir = file.plugins.dir.as_ref().map(|d| config_dir.join(d));
-    if let Some(dir) = &plugin_dir
-        && let Some(with_dir) = plugins.scan_dir(dir)
-    {
-        plugins = with_dir;
-    }
+    let (plugins, plugin_dir) = load_plugins(&file, path)?;
     let stats = Arc::new(StatsTable::default());
     let runtime = Runtime::compile(&file, &plugins, &stats)?;
     let store = if file.storage.enabled {
+        let config_dir = path.parent().unwrap_or(Path::new("."));
         let store_path = store::resolve_path(&file.storage, config_dir);
         Some(Store::open(&store_path, &file.storage)?)
     } else {
@@ -88,6 +74,31 @@ pub fn load(path: &Path) -> anyhow::Result<Arc<Gateway>> {
         }),
         started: Instant::now(),
     }))
+}
+
+/// The built-in plugins and those in the config's `plugins.dir`, with the
+/// compiled-code cache; and that directory.
+pub fn load_plugins(
+    file: &config::ConfigFile,
+    path: &Path,
+) -> anyhow::Result<(PluginRegistry, Option<std::path::PathBuf>)> {
+    let limits = Limits {
+        call_timeout: std::time::Duration::from_millis(file.plugins.call_timeout_ms),
+        max_memory_bytes: file.plugins.max_memory_mb << 20,
+        ..Limits::default()
+    };
+    let config_dir = path.parent().unwrap_or(Path::new("."));
+    let cache_dir = Some(file.plugins.cache_dir.as_str())
+        .filter(|d| !d.is_empty())
+        .map(|d| config::data_path(d, config_dir));
+    let mut plugins = PluginRegistry::new(limits, cache_dir).context("loading plugins")?;
+    let plugin_dir = file.plugins.dir.as_ref().map(|d| config_dir.join(d));
+    if let Some(dir) = &plugin_dir
+        && let Some(with_dir) = plugins.scan_dir(dir)
+    {
+        plugins = with_dir;
+    }
+    Ok((plugins, plugin_dir))
 }
 
 /// Binds the configured address and serves until `shutdown` resolves; then

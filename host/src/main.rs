@@ -180,7 +180,7 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
 
 fn list_plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
     let registry = match &config {
-        Some(path) => (*llmgate::load(path)?.plugins.load_full()).clone(),
+        Some(path) => llmgate::load_plugins(&llmgate::config::load(path)?, path)?.0,
         None => PluginRegistry::load_builtin(Limits::default())?,
     };
     println!(
