@@ -13,6 +13,7 @@
 pub mod anthropic;
 pub mod canonical;
 pub mod compatible;
+pub mod dialect;
 pub mod error;
 pub mod gemini;
 pub mod json;

@@ -22,7 +22,11 @@ struct Options {
 fn options(json: &str) -> Result<Options, String> {
     let options: Options = serde_json::from_str(json).map_err(|e| format!("cost: {e}"))?;
     // NaN and negative prices are both refused.
-    match options.usd_per_mtok.iter().find(|p| p.is_nan() || **p < 0.0) {
+    match options
+        .usd_per_mtok
+        .iter()
+        .find(|p| p.is_nan() || **p < 0.0)
+    {
         Some(p) => Err(format!("cost: prices must be 0 or more, not {p}")),
         None => Ok(options),
     }

@@ -184,3 +184,17 @@ mod tests {
         );
     }
 }
+
+/// The anthropic dialect as a [`crate::dialect::Dialect`]: the built-in `anthropic`
+/// adapter is `DialectAdapter<Messages>`.
+pub struct Messages;
+
+crate::dialect_from_modules!(
+    Messages,
+    "anthropic",
+    "Anthropic Messages API",
+    crate::anthropic,
+    |options: &str| egress::Options::parse(options)
+        .map(|_| ())
+        .map_err(|e| e.message)
+);

@@ -220,3 +220,15 @@ mod tests {
         assert_eq!(field(&v, "generationConfig"), Some(&json!(2)));
     }
 }
+
+/// The gemini dialect as a [`crate::dialect::Dialect`]: the built-in `gemini`
+/// adapter is `DialectAdapter<GenerateContent>`.
+pub struct GenerateContent;
+
+crate::dialect_from_modules!(
+    GenerateContent,
+    "gemini",
+    "Google Gemini generateContent API",
+    crate::gemini,
+    |options: &str| crate::policy::no_options("the gemini adapter", options)
+);
