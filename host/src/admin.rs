@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
 
 use crate::config::key_fingerprint;
@@ -32,7 +33,7 @@ const MAX_PAGE: usize = 1000;
 const MAX_SCAN: usize = 100_000;
 
 /// Answers a request under `/admin/api/`.
-pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<ResponseBody> {
+pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<ResponseBody> {
     let runtime = gateway.runtime.load();
     if runtime.admin_token.is_none() {
         return error(
@@ -104,6 +105,20 @@ pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<Respo
         }
         (&Method::GET, ["backends"]) => ok(backends(&gateway)),
         (&Method::GET, ["config"]) => ok(config(&gateway)),
+        (&Method::GET, ["config", "source"]) => {
+            let text = gateway
+                .last_config_text
+                .lock()
+                .expect("reload lock")
+                .clone();
+            Response::builder()
+                .status(StatusCode::OK)
+                .header("content-type", "application/toml")
+                .header("cache-control", "no-store")
+                .body(full_body(Bytes::from(mask_toml_secrets(&text))))
+                .expect("static parts make a valid response")
+        }
+        (&Method::PUT, ["config"]) => put_config(gateway, req).await,
         (&Method::POST, ["reload"]) => {
             let g = Arc::clone(&gateway);
             let _ = tokio::task::spawn_blocking(move || crate::reload::reload_if_changed(&g, true))
@@ -111,12 +126,82 @@ pub async fn handle<B>(gateway: Arc<Gateway>, req: Request<B>) -> Response<Respo
             ok(json!({"reload": *gateway.reload.lock().expect("reload lock")}))
         }
         (&Method::GET, ["plugins"]) => ok(plugins(&gateway)),
+        (&Method::GET, ["health"]) => {
+            ok(json!({"providers": *gateway.health.lock().expect("health lock")}))
+        }
+        (&Method::POST, ["providers", name, "check"]) => {
+            let runtime = gateway.runtime.load_full();
+            let Some(provider) = runtime.providers.iter().find(|p| p.name == *name) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    &format!("no provider named '{name}'"),
+                );
+            };
+            match crate::health::check_provider(&gateway, &runtime, provider).await {
+                Ok(health) => ok(json!(health)),
+                Err(e) => error(StatusCode::BAD_REQUEST, &e.to_string()),
+            }
+        }
         (&Method::GET, ["status"]) => ok(status(&gateway)),
         _ => error(
             StatusCode::NOT_FOUND,
             &format!("no admin endpoint {method} /admin/api/{path}"),
         ),
     }
+}
+
+/// `PUT /admin/api/config`: a new config (TOML) for a store-managed
+/// gateway; validated, saved in the store, applied. A file-managed gateway
+/// refuses: the file is the truth there.
+async fn put_config(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<ResponseBody> {
+    use http_body_util::BodyExt;
+    if let crate::ConfigSource::File(path) = &gateway.config_source {
+        return error(
+            StatusCode::CONFLICT,
+            &format!("the config is the file {}; edit it there", path.display()),
+        );
+    }
+    let body = match http_body_util::Limited::new(req.into_body(), 1 << 20)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) => return error(StatusCode::BAD_REQUEST, &format!("reading the config: {e}")),
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return error(StatusCode::BAD_REQUEST, "the config must be UTF-8 TOML");
+    };
+    let g = Arc::clone(&gateway);
+    let outcome = tokio::task::spawn_blocking(move || {
+        crate::reload::apply_text(&g, &text)?;
+        if let Some(store) = &g.recorder.store {
+            store
+                .save_config_text(&text)
+                .map_err(|e| format!("applied, but saving it failed: {e}"))?;
+        }
+        *g.last_config_text.lock().expect("reload lock") = text;
+        Ok::<(), String>(())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => ok(json!({"reload": *gateway.reload.lock().expect("reload lock")})),
+        Ok(Err(message)) => error(StatusCode::BAD_REQUEST, &message),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+/// Masks `key = "..."`-style secrets in config text line by line, for
+/// showing the source: any line whose key names a secret keeps only its key.
+fn mask_toml_secrets(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.split_once('=') {
+            Some((key, _)) if is_secret_field(key.trim()) && !line.contains("${") => {
+                format!("{key}= \"<redacted>\"")
+            }
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The admin token from `Authorization: Bearer`.
@@ -216,6 +301,7 @@ fn backends(gateway: &Gateway) -> Value {
                 .collect();
             json!({
                 "name": p.name,
+                "enabled": p.enabled,
                 "adapter": p.adapter.name(),
                 "dialect": p.adapter.dialect(),
                 "base_url": p.base_url,
@@ -234,6 +320,7 @@ fn backends(gateway: &Gateway) -> Value {
                 .map(|r| {
                     let cooldown = r.stats.cooldown_remaining();
                     json!({
+                        "enabled": r.enabled,
                         "provider": r.provider.name,
                         "upstream_model": r.upstream_model,
                         "weight": r.weight,
@@ -250,6 +337,7 @@ fn backends(gateway: &Gateway) -> Value {
                 .collect();
             json!({
                 "name": m.name,
+                "enabled": m.enabled,
                 "aliases": m.aliases,
                 "policy": m.policy.name(),
                 "fallback": m.fallback,
@@ -299,7 +387,8 @@ fn config(gateway: &Gateway) -> Value {
     let mut config = serde_json::to_value(&**gateway.config.load()).unwrap_or(Value::Null);
     mask_secrets(&mut config, false);
     json!({
-        "path": gateway.config_path,
+        "source": gateway.config_source.describe(),
+        "managed_in_store": matches!(gateway.config_source, crate::ConfigSource::Store { .. }),
         "config": config,
         "reload": *gateway.reload.lock().expect("reload lock"),
         "warnings": gateway.runtime.load().warnings,

@@ -78,6 +78,12 @@ impl BackendStats {
         (until > now).then(|| Duration::from_millis(until - now))
     }
 
+    /// Ends any cooldown now (a connectivity check passed).
+    pub fn clear_cooldown(&self) {
+        self.cooldown_until_ms.store(0, Ordering::Relaxed);
+        self.consecutive_failures.store(0, Ordering::Relaxed);
+    }
+
     /// Starts (or extends) a cooldown of `duration`.
     pub fn cool_down(&self, duration: Duration) {
         let until = now_ms() + duration.as_millis() as u64;
@@ -258,6 +264,18 @@ impl KeyRing {
         if let Some(until) = self.cooldown_until_ms.get(index) {
             until.fetch_max(now_ms() + duration.as_millis() as u64, Ordering::Relaxed);
         }
+    }
+
+    /// Puts key `index` back into rotation now.
+    pub fn clear_cooldown(&self, index: usize) {
+        if let Some(until) = self.cooldown_until_ms.get(index) {
+            until.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Key number `index`.
+    pub fn key(&self, index: usize) -> Option<&str> {
+        self.keys.get(index).map(String::as_str)
     }
 
     /// How many keys there are.

@@ -23,6 +23,10 @@ pub enum GatewayError {
     /// No model alias has this name.
     #[error("model '{0}' is not configured on this gateway")]
     UnknownModel(String),
+    /// The model is configured but switched off (`enabled = false` on it,
+    /// or on every route it has).
+    #[error("model '{0}' is disabled on this gateway")]
+    ModelDisabled(String),
     /// No such endpoint.
     #[error("no endpoint {method} {path}")]
     NoRoute {
@@ -91,6 +95,8 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => StatusCode::NOT_FOUND,
+            // Not the client's mistake and not permanent: the operator may switch it back on.
+            GatewayError::ModelDisabled(_) => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::NoCapableRoute { .. } | GatewayError::Untranslatable { .. } => {
                 StatusCode::BAD_REQUEST
             }
@@ -137,6 +143,7 @@ impl GatewayError {
             | GatewayError::NoCapableRoute { .. }
             | GatewayError::Untranslatable { .. } => ErrorKind::BadRequest,
             GatewayError::UnknownModel(_) | GatewayError::NoRoute { .. } => ErrorKind::NotFound,
+            GatewayError::ModelDisabled(_) => ErrorKind::Overloaded,
             GatewayError::Unreachable { timeout: true, .. } => ErrorKind::Timeout,
             GatewayError::Unreachable { .. } => ErrorKind::Upstream,
             GatewayError::Upstream { error, .. } => error.kind,
@@ -145,6 +152,7 @@ impl GatewayError {
         };
         let code = match self {
             GatewayError::UnknownModel(_) => Some("model_not_found".to_string()),
+            GatewayError::ModelDisabled(_) => Some("model_disabled".to_string()),
             GatewayError::BodyTooLarge { .. } => Some("request_too_large".to_string()),
             GatewayError::Unauthorized => Some("invalid_api_key".to_string()),
             GatewayError::Upstream { error, .. } => error.code.clone(),

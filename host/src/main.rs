@@ -30,9 +30,11 @@ enum LogFormat {
 enum Command {
     /// Run the gateway.
     Serve {
-        /// The TOML config file.
+        /// The TOML config file. Without one, `LLMGATE_TOKEN` must be set:
+        /// the gateway starts with an empty config kept in its store
+        /// (`$LLMGATE_DATA_DIR`, default `./data`), changed through the admin API.
         #[arg(long, short, env = "LLMGATE_CONFIG")]
-        config: PathBuf,
+        config: Option<PathBuf>,
     },
     /// Validate a config file and print the resolved routes.
     Check {
@@ -112,8 +114,24 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn serve(config: PathBuf) -> anyhow::Result<()> {
-    let gateway = llmgate::load(&config)?;
+fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
+    let source = match config {
+        Some(path) => llmgate::ConfigSource::File(path),
+        None if std::env::var("LLMGATE_TOKEN").is_ok_and(|t| !t.is_empty()) => {
+            let source = llmgate::ConfigSource::store_from_env();
+            tracing::info!(
+                "no config file: starting with the configuration kept in {} \
+                 (empty at first; change it with PUT /admin/api/config)",
+                source.describe()
+            );
+            source
+        }
+        None => anyhow::bail!(
+            "no config: pass --config FILE (or set LLMGATE_CONFIG), or set LLMGATE_TOKEN \
+             to start with an empty configuration kept in the store"
+        ),
+    };
+    let gateway = llmgate::load(source)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -136,8 +154,7 @@ async fn shutdown_signal() {
 }
 
 fn check(config: PathBuf) -> anyhow::Result<()> {
-    let gateway = llmgate::load(&config)?;
-    let runtime = gateway.runtime.load();
+    let runtime = llmgate::check(&config)?;
     println!("config {} is valid", config.display());
     println!("listen: {}", runtime.listen);
     println!(
@@ -180,7 +197,12 @@ fn check(config: PathBuf) -> anyhow::Result<()> {
 
 fn list_plugins(config: Option<PathBuf>) -> anyhow::Result<()> {
     let registry = match &config {
-        Some(path) => llmgate::load_plugins(&llmgate::config::load(path)?, path)?.0,
+        Some(path) => {
+            let source = llmgate::ConfigSource::File(path.clone());
+            let text = std::fs::read_to_string(path)?;
+            let file = llmgate::parse_config(&text, &source)?;
+            llmgate::load_plugins(&file, &source.base_dir())?.0
+        }
         None => PluginRegistry::load_builtin(Limits::default())?,
     };
     println!(

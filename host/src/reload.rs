@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{self, ConfigFile, Runtime};
+use crate::ConfigSource;
+use crate::config::{ConfigFile, Runtime};
 use crate::server::Gateway;
 use crate::store::unix_ms;
 
@@ -91,16 +92,32 @@ pub fn reload_plugins(gateway: &Gateway) -> bool {
     true
 }
 
-/// Reloads when the file's text differs from the last one seen (or when
-/// `force`d). Returns whether a new config was applied.
+/// Reloads when the config file's text differs from the last one seen (or
+/// when `force`d). A store-managed config changes only through
+/// [`apply_text`]; `force` recompiles it (after a plugin change). Returns
+/// whether a new config was applied.
 pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
-    let text = match std::fs::read_to_string(&gateway.config_path) {
+    let path = match &gateway.config_source {
+        ConfigSource::File(path) => path,
+        ConfigSource::Store { .. } => {
+            if !force {
+                return false;
+            }
+            let text = gateway
+                .last_config_text
+                .lock()
+                .expect("reload lock")
+                .clone();
+            return apply_text(gateway, &text).is_ok();
+        }
+    };
+    let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
             // Mid-rename or deleted: try again next tick, loudly once.
             let mut last = gateway.last_config_text.lock().expect("reload lock");
             if !last.is_empty() {
-                tracing::warn!("cannot read {}: {e}", gateway.config_path.display());
+                tracing::warn!("cannot read {}: {e}", path.display());
                 last.clear();
             }
             return false;
@@ -113,7 +130,13 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
         }
         *last = text.clone();
     }
-    match apply(gateway, &text) {
+    apply_text(gateway, &text).is_ok()
+}
+
+/// Validates `text` and swaps it in, or leaves the running config alone;
+/// either way the outcome is logged, counted and kept for the admin API.
+pub fn apply_text(gateway: &Gateway, text: &str) -> Result<(), String> {
+    match apply(gateway, text) {
         Ok(needs_restart) => {
             gateway
                 .recorder
@@ -130,12 +153,12 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
             tracing::info!(
                 generation = status.generation,
                 "config reloaded from {}",
-                gateway.config_path.display()
+                gateway.config_source.describe()
             );
             for what in &status.needs_restart {
                 tracing::warn!("{what}");
             }
-            true
+            Ok(())
         }
         Err(message) => {
             gateway
@@ -147,8 +170,8 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
             let mut status = gateway.reload.lock().expect("reload lock");
             status.last_attempt_ms = Some(unix_ms());
             status.last_ok = false;
-            status.last_error = Some(message);
-            false
+            status.last_error = Some(message.clone());
+            Err(message)
         }
     }
 }
@@ -156,8 +179,7 @@ pub fn reload_if_changed(gateway: &Gateway, force: bool) -> bool {
 /// Parses, validates and swaps in `text`. Returns what changed that only a
 /// restart applies.
 fn apply(gateway: &Gateway, text: &str) -> Result<Vec<String>, String> {
-    let file = config::parse(text, &|name| std::env::var(name).ok())
-        .map_err(|e| format!("{}: {e}", gateway.config_path.display()))?;
+    let file = crate::parse_config(text, &gateway.config_source).map_err(|e| e.to_string())?;
     let runtime = Runtime::compile(&file, &gateway.plugins.load(), &gateway.stats)
         .map_err(|e| e.to_string())?;
     let needs_restart = restart_only_changes(&gateway.started_config, &file);

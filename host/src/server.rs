@@ -19,6 +19,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use crate::ConfigSource;
 use crate::balance::StatsTable;
 use crate::config::{ConfigFile, Runtime};
 use crate::error::GatewayError;
@@ -46,9 +47,9 @@ pub struct Gateway {
     pub config: ArcSwap<ConfigFile>,
     /// The config as it was at start: settings read only then.
     pub started_config: ConfigFile,
-    /// The config file.
-    pub config_path: PathBuf,
-    /// The text last read from it, to notice changes.
+    /// Where the config comes from.
+    pub config_source: ConfigSource,
+    /// The config text last seen, to notice changes.
     pub last_config_text: Mutex<String>,
     /// The last reload's outcome.
     pub reload: Mutex<ReloadStatus>,
@@ -60,6 +61,8 @@ pub struct Gateway {
     pub stats: Arc<StatsTable>,
     /// The request store and the metrics.
     pub recorder: Arc<Recorder>,
+    /// The last connectivity check of each provider.
+    pub health: crate::health::HealthTable,
     /// When the gateway started.
     pub started: Instant,
 }
@@ -165,6 +168,8 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
     let path = path.trim_end_matches('/');
     let dialect = match hint {
         _ if path.starts_with("/anthropic/") => "anthropic",
+        // `/v1beta/openai/` is Gemini's OpenAI-compatible layer: OpenAI clients.
+        _ if path.starts_with("/v1beta/openai/") => "openai",
         _ if path.starts_with("/gemini/") || path.starts_with("/v1beta/") => "gemini",
         ClientHint::Anthropic => "anthropic",
         ClientHint::Gemini => "gemini",
@@ -189,6 +194,10 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
             }
         }
         (&Method::GET, "/v1beta/models" | "/gemini/v1beta/models") => Endpoint::Models("gemini"),
+        (&Method::GET, _) if openai_call(path) == Some("/models") => Endpoint::Models(dialect),
+        (&Method::POST, _) if openai_call(path) == Some("/chat/completions") => {
+            Endpoint::Chat("openai")
+        }
         (&Method::POST, _) => match gemini_call(path) {
             Some((model, GeminiMethod::Generate)) => Endpoint::Generate {
                 model: model.to_string(),
@@ -206,6 +215,32 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
         },
         _ => Endpoint::Unknown(dialect),
     }
+}
+
+/// The OpenAI endpoint a path names under any version-like prefix, as
+/// clients configured for other services send them: `/v1/chat/completions`,
+/// `/v1beta/openai/chat/completions` (Gemini's OpenAI layer),
+/// `/api/v1/...` (OpenRouter), `/openai/v1/...`, `/v2/...`. The prefix must
+/// contain a version segment (`v1`, `v2`, `v1beta`), so `/chat/completions`
+/// alone or `/admin/models` are not taken.
+fn openai_call(path: &str) -> Option<&'static str> {
+    let (prefix, endpoint) = ["/chat/completions", "/models", "/embeddings", "/responses"]
+        .iter()
+        .find_map(|e| path.strip_suffix(e).map(|p| (p, *e)))?;
+    let segments: Vec<&str> = prefix.split('/').skip(1).collect();
+    let version_like = |s: &str| {
+        s.strip_prefix('v').is_some_and(|rest| {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            digits > 0 && matches!(&rest[digits..], "" | "alpha" | "beta")
+        })
+    };
+    let tidy = |s: &&str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    (segments.len() <= 3 && segments.iter().all(tidy) && segments.iter().any(|s| version_like(s)))
+        .then_some(endpoint)
 }
 
 /// `/v1beta/models/{model}:generateContent`, `:streamGenerateContent` or
@@ -408,9 +443,12 @@ fn authenticate<B>(runtime: &Runtime, req: &Request<B>) -> Result<Arc<str>, Gate
 
 /// `GET /v1/models`: the configured names and aliases, in the client's shape.
 fn list_models(runtime: &Runtime, dialect: &str) -> Response<ResponseBody> {
+    // Disabled models are left out: a client could not use them. The admin
+    // API lists them with `enabled: false`.
     let names: Vec<&String> = runtime
         .models
         .iter()
+        .filter(|m| m.enabled && m.routes.iter().any(|r| r.enabled))
         .flat_map(|m| std::iter::once(&m.name).chain(&m.aliases))
         .collect();
     let body = if dialect == "gemini" {
@@ -501,6 +539,47 @@ mod tests {
             endpoint(&Method::GET, "/v1/chat/completions", ClientHint::None),
             Endpoint::Unknown("openai")
         );
+    }
+
+    #[test]
+    fn openai_paths_work_under_any_version_prefix() {
+        for path in [
+            "/v1/chat/completions",
+            "/v1beta/openai/chat/completions",
+            "/v2/chat/completions",
+            "/api/v1/chat/completions",
+            "/openai/v1/chat/completions/",
+        ] {
+            assert_eq!(
+                endpoint(&Method::POST, path, ClientHint::None),
+                Endpoint::Chat("openai"),
+                "{path}"
+            );
+        }
+        assert_eq!(
+            endpoint(&Method::GET, "/api/v1/models", ClientHint::None),
+            Endpoint::Models("openai")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1beta/openai/models", ClientHint::None),
+            Endpoint::Models("openai")
+        );
+        assert_eq!(
+            endpoint(&Method::GET, "/v1beta/models", ClientHint::None),
+            Endpoint::Models("gemini"),
+            "Gemini's own list stays Gemini's"
+        );
+        for path in [
+            "/chat/completions",
+            "/admin/chat/completions",
+            "/x/y/z/v1/chat/completions",
+        ] {
+            assert_eq!(
+                endpoint(&Method::POST, path, ClientHint::None),
+                Endpoint::Unknown("openai"),
+                "{path}"
+            );
+        }
     }
 
     #[test]

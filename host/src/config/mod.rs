@@ -9,7 +9,8 @@ pub mod secrets;
 use std::path::Path;
 
 pub use runtime::{
-    Capabilities, ClientKey, ErrorRule, Model, Provider, Route, Routing, Runtime, key_fingerprint,
+    Capabilities, Capture, ClientKey, ErrorRule, Model, Provider, Route, Routing, Runtime,
+    key_fingerprint,
 };
 pub use schema::ConfigFile;
 
@@ -69,7 +70,26 @@ pub fn parse(
         ConfigError::new(at, e.message().to_string())
     })?;
     expand_secrets(&mut file, lookup)?;
+    env_overrides(&mut file, lookup);
     Ok(file)
+}
+
+/// Container-style overrides: `LLMGATE_LISTEN` replaces `server.listen`;
+/// `LLMGATE_TOKEN` is one client key (named `token`) and the admin token in
+/// one, as llmio's `TOKEN` is, so a container needs one secret to start.
+fn env_overrides(file: &mut ConfigFile, lookup: &dyn Fn(&str) -> Option<String>) {
+    if let Some(listen) = lookup("LLMGATE_LISTEN").filter(|v| !v.is_empty()) {
+        file.server.listen = listen;
+    }
+    if let Some(token) = lookup("LLMGATE_TOKEN").filter(|v| !v.is_empty()) {
+        if !file.server.api_keys.iter().any(|k| k.key() == token) {
+            file.server.api_keys.push(schema::ClientKeyConfig::Named {
+                name: "token".into(),
+                key: token.clone(),
+            });
+        }
+        file.server.admin_token = Some(token);
+    }
 }
 
 /// Resolves `${VAR}` in every string that may hold a secret or an address.
@@ -94,6 +114,12 @@ fn expand_secrets(
             *key = secrets::expand(key, &format!("{at}.keys[{i}]"), lookup)?;
         }
         expand_table(&mut p.options, &format!("{at}.options"), lookup)?;
+        for (name, value) in p.headers.iter_mut() {
+            *value = secrets::expand(value, &format!("{at}.headers.{name}"), lookup)?;
+        }
+        if let Some(proxy) = &mut p.proxy {
+            *proxy = secrets::expand(proxy, &format!("{at}.proxy"), lookup)?;
+        }
     }
     Ok(())
 }
@@ -140,6 +166,20 @@ mod tests {
         let err = parse("[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n", &env).unwrap_err();
         assert_eq!(err.at, "line 3");
         assert!(err.message.contains("unknown field `lisen`"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_listen_and_token() {
+        let env = |name: &str| match name {
+            "LLMGATE_LISTEN" => Some("0.0.0.0:8080".to_string()),
+            "LLMGATE_TOKEN" => Some("tok".to_string()),
+            _ => None,
+        };
+        let file = parse("[server]\nlisten = \"127.0.0.1:1\"\n", &env).unwrap();
+        assert_eq!(file.server.listen, "0.0.0.0:8080");
+        assert_eq!(file.server.admin_token.as_deref(), Some("tok"));
+        assert_eq!(file.server.api_keys.len(), 1);
+        assert_eq!(file.server.api_keys[0].key(), "tok");
     }
 
     #[test]

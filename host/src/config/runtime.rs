@@ -69,10 +69,46 @@ pub fn key_fingerprint(key: &str) -> String {
     format!("key-{hex}")
 }
 
+/// How bodies are captured: size cap and what to mask.
+pub struct Capture {
+    /// Bytes kept per body.
+    pub max_bytes: usize,
+    /// Every client and provider key, replaced wherever it appears.
+    secrets: Vec<String>,
+    /// Operator patterns.
+    patterns: Vec<regex::Regex>,
+}
+
+impl Capture {
+    /// `body` cut to `max_bytes` and masked, as text; and whether it was cut.
+    pub fn keep(&self, body: &[u8]) -> (String, bool) {
+        let cut = body.len() > self.max_bytes;
+        let mut text =
+            String::from_utf8_lossy(&body[..body.len().min(self.max_bytes)]).into_owned();
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "<redacted>");
+            }
+        }
+        for pattern in &self.patterns {
+            if let std::borrow::Cow::Owned(masked) = pattern.replace_all(&text, "<redacted>") {
+                text = masked;
+            }
+        }
+        (text, cut)
+    }
+}
+
 /// An upstream provider.
 pub struct Provider {
     /// Its name in config.
     pub name: String,
+    /// In service.
+    pub enabled: bool,
+    /// How often to run a connectivity check, if at all.
+    pub health_check_interval: Option<Duration>,
+    /// The model checks ask for, if not the first route's.
+    pub health_check_model: Option<String>,
     /// The adapter that talks to it.
     pub adapter: Arc<AdapterPlugin>,
     /// Base URL without a trailing slash.
@@ -195,6 +231,8 @@ impl ErrorRule {
 pub struct Model {
     /// Its main name.
     pub name: String,
+    /// In service.
+    pub enabled: bool,
     /// Other names.
     pub aliases: Vec<String>,
     /// The policy ordering its routes.
@@ -207,6 +245,8 @@ pub struct Model {
     pub fallback: Vec<String>,
     /// Upstream requests allowed for this alias.
     pub max_attempts: u32,
+    /// Body capture, when on for this alias.
+    pub capture: Option<Arc<Capture>>,
     /// Some route declares capabilities, so requests must be profiled.
     pub restricted: bool,
     /// Requests routed so far (round-robin policies read it).
@@ -215,6 +255,8 @@ pub struct Model {
 
 /// One backend of a model.
 pub struct Route {
+    /// In service: the route and its provider are enabled.
+    pub enabled: bool,
     /// Where it goes.
     pub provider: Arc<Provider>,
     /// The model name sent upstream.
@@ -384,17 +426,62 @@ impl Runtime {
                     return Err(ConfigError::new(format!("{at}.{field}"), "must be above 0"));
                 }
             }
-            let http = reqwest::Client::builder()
+            let mut default_headers = reqwest::header::HeaderMap::new();
+            for (name, value) in &p.headers {
+                let header = (
+                    reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                    reqwest::header::HeaderValue::from_str(value),
+                );
+                let (Ok(name), Ok(value)) = header else {
+                    return Err(ConfigError::new(
+                        format!("{at}.headers.{name}"),
+                        "not a valid HTTP header name and value",
+                    ));
+                };
+                default_headers.insert(name, value);
+            }
+            let mut http = reqwest::Client::builder()
                 .connect_timeout(Duration::from_millis(p.connect_timeout_ms))
                 // Small writes of streamed requests must not wait for Nagle.
                 .tcp_nodelay(true)
                 // Keep connections warm between bursts; providers close idle
                 // ones after about two minutes.
                 .pool_idle_timeout(Duration::from_secs(90))
+                .default_headers(default_headers);
+            // Unset: the usual HTTPS_PROXY / NO_PROXY environment applies.
+            // Empty: no proxy at all, whatever the environment says.
+            match p.proxy.as_deref() {
+                None => {}
+                Some("") => http = http.no_proxy(),
+                Some(url) => {
+                    let proxy = reqwest::Proxy::all(url).map_err(|e| {
+                        ConfigError::new(format!("{at}.proxy"), format!("not a proxy URL: {e}"))
+                    })?;
+                    http = http.proxy(proxy);
+                }
+            }
+            if !p.tls_verify {
+                warnings.push(format!(
+                    "{at}.tls_verify = false: TLS certificates of {} are NOT checked; \
+                     anyone on the network path can read its API keys and traffic",
+                    p.base_url
+                ));
+                http = http.danger_accept_invalid_certs(true);
+            }
+            let http = http
                 .build()
                 .map_err(|e| ConfigError::new(&at, format!("HTTP client: {e}")))?;
+            if p.health_check_interval_s == Some(0) {
+                return Err(ConfigError::new(
+                    format!("{at}.health_check_interval_s"),
+                    "must be above 0 (leave it out for on-demand checks only)",
+                ));
+            }
             providers.push(Arc::new(Provider {
                 name: p.name.clone(),
+                enabled: p.enabled,
+                health_check_interval: p.health_check_interval_s.map(Duration::from_secs),
+                health_check_model: p.health_check_model.clone(),
                 adapter: Arc::clone(adapter),
                 base_url: p.base_url.trim_end_matches('/').to_string(),
                 keys: KeyRing::new(
@@ -415,6 +502,30 @@ impl Runtime {
                     .collect(),
             }));
         }
+
+        let mut patterns = Vec::new();
+        for (i, pattern) in file.capture.mask.iter().enumerate() {
+            patterns.push(
+                regex::Regex::new(pattern)
+                    .map_err(|e| ConfigError::new(format!("capture.mask[{i}]"), e.to_string()))?,
+            );
+        }
+        let mut secrets: Vec<String> = file
+            .server
+            .api_keys
+            .iter()
+            .map(|k| k.key().to_string())
+            .chain(file.providers.iter().flat_map(|p| p.keys.iter().cloned()))
+            .chain(file.server.admin_token.clone())
+            .filter(|k| !k.is_empty())
+            .collect();
+        // Longest first, so a key that contains another is masked whole.
+        secrets.sort_by_key(|k| std::cmp::Reverse(k.len()));
+        let capture = Arc::new(Capture {
+            max_bytes: file.capture.max_bytes,
+            secrets,
+            patterns,
+        });
 
         let mut models = Vec::new();
         let mut by_name: HashMap<String, Arc<Model>> = HashMap::new();
@@ -473,6 +584,7 @@ impl Runtime {
                     })
                     .transpose()?;
                 routes.push(Route {
+                    enabled: r.enabled && provider.enabled,
                     provider: Arc::clone(provider),
                     upstream_model: r.model.clone(),
                     weight: r.weight,
@@ -488,7 +600,13 @@ impl Runtime {
                 ));
             }
             let restricted = routes.iter().any(Route::restricted);
+            if m.enabled && !routes.iter().any(|r| r.enabled) {
+                warnings.push(format!(
+                    "{at}: every route is disabled (or its provider is); requests for it fail"
+                ));
+            }
             let model = Arc::new(Model {
+                enabled: m.enabled,
                 restricted,
                 name: m.name.clone(),
                 aliases: m.aliases.clone(),
@@ -506,6 +624,10 @@ impl Runtime {
                     Some(n) => n,
                     None => file.routing.max_attempts,
                 },
+                capture: m
+                    .capture_bodies
+                    .unwrap_or(file.capture.bodies)
+                    .then(|| Arc::clone(&capture)),
                 counter: AtomicU64::new(0),
             });
             for name in std::iter::once(&m.name).chain(&m.aliases) {
@@ -558,7 +680,7 @@ impl Runtime {
                 .fallback
                 .iter()
                 .filter_map(|name| self.by_name.get(name))
-                .filter(|m| !chain.iter().any(|c| Arc::ptr_eq(c, m)))
+                .filter(|m| m.enabled && !chain.iter().any(|c| Arc::ptr_eq(c, m)))
                 .cloned()
                 .collect();
             for (offset, m) in next.into_iter().enumerate() {

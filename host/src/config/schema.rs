@@ -19,6 +19,9 @@ pub struct ConfigFile {
     /// Where request records are kept.
     #[serde(default)]
     pub storage: StorageConfig,
+    /// Request and response bodies in the request log (off by default).
+    #[serde(default)]
+    pub capture: CaptureConfig,
     /// Operator rules that reclassify upstream errors.
     #[serde(default)]
     pub error_rules: Vec<ErrorRuleConfig>,
@@ -187,6 +190,40 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[capture]`: keeping request and response bodies with the request
+/// records, for debugging clients and translations. Off by default: bodies
+/// are the users' prompts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureConfig {
+    /// Capture for every model (a model's `capture_bodies` overrides).
+    #[serde(default)]
+    pub bodies: bool,
+    /// Bytes kept per body; the rest is cut (and the record says so).
+    #[serde(default = "default_capture_max_bytes")]
+    pub max_bytes: usize,
+    /// Regular expressions whose matches are replaced by `<redacted>`.
+    /// Client and provider keys are always masked.
+    #[serde(default)]
+    pub mask: Vec<String>,
+}
+
+fn default_capture_max_bytes() -> usize {
+    // Enough for a long conversation's last turns; a million records of
+    // this stay within a few tens of GB at most.
+    64 << 10
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            bodies: false,
+            max_bytes: default_capture_max_bytes(),
+            mask: Vec::new(),
+        }
+    }
+}
+
 /// `[plugins]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -329,6 +366,10 @@ pub struct ErrorRuleConfig {
 pub struct ProviderConfig {
     /// Unique name routes refer to.
     pub name: String,
+    /// `false` takes the provider out of service (its routes get no
+    /// traffic) without deleting it.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// The adapter plugin's name.
     pub adapter: String,
     /// Base URL as the vendor's own SDK takes it (e.g. `https://api.openai.com/v1`).
@@ -348,6 +389,27 @@ pub struct ProviderConfig {
     /// Adapter options, passed to the plugin as JSON.
     #[serde(default)]
     pub options: toml::Table,
+    /// Extra headers sent on every request to this provider (e.g.
+    /// OpenRouter's `HTTP-Referer`); headers the adapter sets win.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Reach the provider through this proxy: `http://`, `https://`,
+    /// `socks5://` or `socks5h://` (the proxy resolves names), with
+    /// `user:password@` if it needs them. Unset: `HTTPS_PROXY` and
+    /// `NO_PROXY` from the environment apply; `""`: never a proxy.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Run a connectivity check (a one-token completion per key) this
+    /// often; unset: only on demand from the admin API.
+    #[serde(default)]
+    pub health_check_interval_s: Option<u64>,
+    /// The model connectivity checks ask for; default: the first route's.
+    #[serde(default)]
+    pub health_check_model: Option<String>,
+    /// Check the provider's TLS certificate. Turning this off lets anyone on
+    /// the path read the API keys; the gateway warns at every load.
+    #[serde(default = "yes")]
+    pub tls_verify: bool,
 }
 
 fn default_timeout_ms() -> u64 {
@@ -374,6 +436,10 @@ fn default_stream_idle_timeout_ms() -> u64 {
 pub struct ModelConfig {
     /// The name clients ask for.
     pub name: String,
+    /// `false` takes the model (and its aliases) out of service: requests
+    /// for it are refused and `/v1/models` leaves it out.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// Other names for the same thing.
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -389,6 +455,9 @@ pub struct ModelConfig {
     /// Overrides `routing.max_attempts` for this alias.
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// Overrides `capture.bodies` for this alias.
+    #[serde(default)]
+    pub capture_bodies: Option<bool>,
     /// Backends serving this model.
     pub routes: Vec<RouteConfig>,
 }
@@ -403,6 +472,9 @@ fn default_policy() -> String {
 pub struct RouteConfig {
     /// A provider's name.
     pub provider: String,
+    /// `false` takes this route out of service.
+    #[serde(default = "yes")]
+    pub enabled: bool,
     /// The model name sent upstream.
     pub model: String,
     /// Share of traffic under weighted policies.

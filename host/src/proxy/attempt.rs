@@ -117,6 +117,7 @@ pub async fn run(
     };
     record.status = 200;
     record.usage = usage;
+    record.capture_response(&body);
     let mut response = Response::builder()
         .status(200)
         .header("content-type", "application/json")
@@ -181,10 +182,6 @@ async fn send(
     body: &[u8],
 ) -> Result<Upstream, (Option<u16>, GatewayError)> {
     let provider = &target.route.provider;
-    let upstream_error = |error| GatewayError::Upstream {
-        provider: provider.name.clone(),
-        error,
-    };
     let untranslatable = |message: String| GatewayError::Untranslatable {
         adapter: provider.adapter.name().to_string(),
         message,
@@ -266,6 +263,16 @@ async fn send(
             translation_notes,
         });
     }
+    Err(classify_failure(provider, response).await)
+}
+
+/// Reads a non-2xx answer and classifies it: the adapter's verdict, then
+/// the operator's `error_rules`.
+pub(crate) async fn classify_failure(
+    provider: &Provider,
+    response: reqwest::Response,
+) -> (Option<u16>, GatewayError) {
+    let status = response.status();
     let headers: Vec<Header> = response
         .headers()
         .iter()
@@ -279,10 +286,13 @@ async fn send(
     let body = read_capped(response, MAX_ERROR_BODY)
         .await
         .unwrap_or_default();
-    let mut error = provider
+    let mut error = match provider
         .adapter
         .classify_error(status.as_u16(), &headers, &body)
-        .map_err(|e| (Some(status.as_u16()), e))?;
+    {
+        Ok(error) => error,
+        Err(e) => return (Some(status.as_u16()), e),
+    };
     if let Some(rule) = provider
         .error_rules
         .iter()
@@ -290,7 +300,13 @@ async fn send(
     {
         error.kind = rule.kind;
     }
-    Err((Some(status.as_u16()), upstream_error(error)))
+    (
+        Some(status.as_u16()),
+        GatewayError::Upstream {
+            provider: provider.name.clone(),
+            error,
+        },
+    )
 }
 
 /// Turns what an adapter built into a request on the provider's client,
@@ -335,6 +351,10 @@ async fn read_whole(
     response: reqwest::Response,
 ) -> Result<(Bytes, Option<crate::plugins::Usage>), GatewayError> {
     let provider = &target.route.provider;
+    let upstream_error = |error| GatewayError::Upstream {
+        provider: provider.name.clone(),
+        error,
+    };
     let body = response
         .bytes()
         .await
@@ -343,10 +363,6 @@ async fn read_whole(
             message: transport_message(&e),
             timeout: e.is_timeout(),
         })?;
-    let upstream_error = |error| GatewayError::Upstream {
-        provider: provider.name.clone(),
-        error,
-    };
     let parsed = provider
         .adapter
         .parse_response(ctx, &body, target.native)?

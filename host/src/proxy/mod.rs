@@ -16,7 +16,7 @@
 //!
 //! Failover is possible until the first byte reaches the client.
 
-mod attempt;
+pub(crate) mod attempt;
 mod count;
 pub mod failover;
 pub mod record;
@@ -119,6 +119,13 @@ async fn route_and_send(
     let model = runtime
         .model(&alias)
         .ok_or_else(|| GatewayError::UnknownModel(alias.to_string()))?;
+    if !model.enabled {
+        return Err(GatewayError::ModelDisabled(alias.to_string()));
+    }
+    if let Some(capture) = &model.capture {
+        record.capture = Some(Arc::clone(capture));
+        record.request_body = Some(call.body.clone());
+    }
 
     // Translated only when a route needs it, profiled only when a route
     // restricts capabilities; each at most once.
@@ -127,7 +134,12 @@ async fn route_and_send(
     let mut strict_refusal: Option<String> = None;
     let mut profile: Option<RequestProfile> = None;
     let mut last_error = None;
+    let mut any_enabled = false;
     for model in runtime.fallback_chain(model) {
+        if !model.routes.iter().any(|r| r.enabled) {
+            continue;
+        }
+        any_enabled = true;
         let mut attempts = 0;
         let mut order = order_routes(&model)?;
         if model.restricted {
@@ -240,18 +252,23 @@ async fn route_and_send(
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| GatewayError::AllCooling {
-        model: alias.to_string(),
+    Err(last_error.unwrap_or_else(|| match any_enabled {
+        true => GatewayError::AllCooling {
+            model: alias.to_string(),
+        },
+        false => GatewayError::ModelDisabled(alias.to_string()),
     }))
 }
 
-/// Phase 3: asks the model's policy for the order to try its routes in.
-/// Indexes the policy returns twice or out of range are ignored.
+/// Phase 3: asks the model's policy for the order to try its enabled routes
+/// in. Indexes the policy returns twice, out of range or of a disabled route
+/// are ignored.
 pub fn order_routes(model: &Model) -> Result<Vec<usize>, GatewayError> {
     let candidates: Vec<Candidate> = model
         .routes
         .iter()
         .enumerate()
+        .filter(|(_, r)| r.enabled)
         .map(|(i, r)| Candidate {
             index: i as u32,
             weight: r.weight,
@@ -274,7 +291,9 @@ pub fn order_routes(model: &Model) -> Result<Vec<usize>, GatewayError> {
     let order: Vec<usize> = picked
         .into_iter()
         .map(|i| i as usize)
-        .filter(|&i| i < seen.len() && !std::mem::replace(&mut seen[i], true))
+        .filter(|&i| {
+            i < seen.len() && model.routes[i].enabled && !std::mem::replace(&mut seen[i], true)
+        })
         .collect();
     if order.is_empty() {
         return Err(GatewayError::Plugin {

@@ -8,10 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Call;
+use crate::config::Capture;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, RequestOutcome};
 use crate::plugins::{ErrorKind, Usage};
-use crate::store::{Store, StoredAttempt, StoredRequest};
+use crate::store::{CapturedBody, Store, StoredAttempt, StoredRequest};
 
 /// Where finished records go.
 pub struct Recorder {
@@ -80,6 +81,14 @@ pub struct RequestRecord {
     pub usage: Option<Usage>,
     /// What translation dropped, in both directions.
     pub notes: Vec<String>,
+    /// Body capture for this request's model, when on.
+    pub capture: Option<Arc<Capture>>,
+    /// The client's body, kept when capturing.
+    pub request_body: Option<bytes::Bytes>,
+    /// The client's answer so far, kept when capturing (at most the cap).
+    pub response_body: Vec<u8>,
+    /// Whether the answer outgrew the cap.
+    pub response_cut: bool,
     emitted: bool,
 }
 
@@ -107,8 +116,23 @@ impl RequestRecord {
             ttft: None,
             usage: None,
             notes: Vec::new(),
+            capture: None,
+            request_body: None,
+            response_body: Vec::new(),
+            response_cut: false,
             emitted: false,
         }
+    }
+
+    /// Keeps `bytes` of the answer, when capturing, up to the cap.
+    pub fn capture_response(&mut self, bytes: &[u8]) {
+        let Some(capture) = &self.capture else {
+            return;
+        };
+        let room = capture.max_bytes.saturating_sub(self.response_body.len());
+        self.response_body
+            .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        self.response_cut |= bytes.len() > room;
     }
 
     /// Time since the request arrived.
@@ -143,6 +167,10 @@ impl RequestRecord {
             ttft: None,
             usage: None,
             notes: Vec::new(),
+            capture: None,
+            request_body: None,
+            response_body: Vec::new(),
+            response_cut: false,
             emitted: true,
         };
         std::mem::replace(self, spent)
@@ -213,6 +241,22 @@ impl RequestRecord {
 
         if let Some(store) = &self.recorder.store {
             let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            let (request_body, response_body) = match &self.capture {
+                Some(capture) => {
+                    let keep = |body: &[u8], cut: bool| {
+                        let (text, truncated) = capture.keep(body);
+                        CapturedBody {
+                            text,
+                            truncated: truncated || cut,
+                        }
+                    };
+                    (
+                        self.request_body.as_deref().map(|b| keep(b, false)),
+                        Some(keep(&self.response_body, self.response_cut)),
+                    )
+                }
+                None => (None, None),
+            };
             store.submit(StoredRequest {
                 id: std::mem::take(&mut self.id),
                 time_ms: self
@@ -249,6 +293,8 @@ impl RequestRecord {
                 cached_tokens: u64::from(usage.cached_input_tokens.unwrap_or(0)),
                 reasoning_tokens: u64::from(usage.reasoning_tokens.unwrap_or(0)),
                 notes: std::mem::take(&mut self.notes),
+                request_body,
+                response_body,
             });
         }
     }

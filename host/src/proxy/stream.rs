@@ -166,6 +166,14 @@ struct Pump {
 impl Pump {
     /// The next bytes for the client, or none when the stream is over.
     async fn next_bytes(&mut self) -> Option<Bytes> {
+        let bytes = self.next_bytes_uncaptured().await;
+        if let (Some(bytes), Some(record)) = (&bytes, self.record.as_mut()) {
+            record.capture_response(bytes);
+        }
+        bytes
+    }
+
+    async fn next_bytes_uncaptured(&mut self) -> Option<Bytes> {
         if let Some(first) = self.first.take() {
             return Some(first);
         }

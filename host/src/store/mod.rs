@@ -32,6 +32,9 @@ use crate::config::schema::StorageConfig;
 const REQUESTS: TableDefinition<u64, &[u8]> = TableDefinition::new("requests");
 /// Request id to key in [`REQUESTS`].
 const REQUEST_IDS: TableDefinition<&str, u64> = TableDefinition::new("request_ids");
+/// The configuration, when it is managed in the store (no config file):
+/// key `current`, the TOML text.
+const CONFIG: TableDefinition<&str, &str> = TableDefinition::new("config");
 
 /// How often retention runs. Deleting by age and count is cheap; a minute
 /// keeps the file within a minute's traffic of its limit.
@@ -106,6 +109,21 @@ pub struct StoredRequest {
     /// What translation dropped.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// The client's request body, when capture is on (masked, maybe cut).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<CapturedBody>,
+    /// The answer the client got (for streams, every event as sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<CapturedBody>,
+}
+
+/// A captured body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CapturedBody {
+    /// The text, with secrets masked.
+    pub text: String,
+    /// Whether it was cut at `capture.max_bytes`.
+    pub truncated: bool,
 }
 
 /// Counters the metrics and admin API show.
@@ -155,6 +173,7 @@ impl Store {
         let txn = db.begin_write()?;
         txn.open_table(REQUESTS)?;
         txn.open_table(REQUEST_IDS)?;
+        txn.open_table(CONFIG)?;
         txn.commit()?;
         let store = Arc::new(Store {
             db: Arc::new(db),
@@ -204,6 +223,22 @@ impl Store {
             return;
         }
         queue.push(record);
+    }
+
+    /// The store-managed configuration's TOML text, if one was saved.
+    pub fn config_text(&self) -> Result<Option<String>, redb::Error> {
+        use redb::ReadableDatabase;
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(CONFIG)?;
+        Ok(table.get("current")?.map(|v| v.value().to_string()))
+    }
+
+    /// Saves the store-managed configuration (committed before returning).
+    pub fn save_config_text(&self, text: &str) -> Result<(), redb::Error> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(CONFIG)?.insert("current", text)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// Records waiting for the writer.
@@ -433,6 +468,8 @@ mod tests {
             cached_tokens: 0,
             reasoning_tokens: 0,
             notes: vec![],
+            request_body: None,
+            response_body: None,
         }
     }
 
