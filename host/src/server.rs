@@ -198,6 +198,9 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
         (&Method::POST, _) if openai_call(path) == Some("/chat/completions") => {
             Endpoint::Chat("openai")
         }
+        (&Method::POST, _) if openai_call(path) == Some("/responses") => {
+            Endpoint::Chat("responses")
+        }
         (&Method::POST, _) => match gemini_call(path) {
             Some((model, GeminiMethod::Generate)) => Endpoint::Generate {
                 model: model.to_string(),

@@ -148,12 +148,51 @@ def gemini_conversation(gw, model):
     return "".join(ch.text or "" for ch in chunks), chunks[-1].usage_metadata.candidates_token_count
 
 
-CONVERSATIONS = {"openai": openai_conversation, "anthropic": anthropic_conversation, "gemini": gemini_conversation}
+def responses_conversation(gw, model):
+    """The official SDK's Responses API: a streamed function call, then the
+    answer to its output, with the typed events in order."""
+    import json
+
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    tool = {"type": "function", "name": "lookup", "parameters": {
+        "type": "object", "properties": {"query": {"type": "string"}}, "required": ["query"]}}
+    events = list(c.responses.create(model=model, input="ping", tools=[tool], stream=True, store=False))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"], kinds
+    assert kinds[-1] == "response.completed", kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert "response.function_call_arguments.delta" in kinds
+    assert kinds.index("response.output_item.added") < kinds.index("response.function_call_arguments.delta") \
+        < kinds.index("response.function_call_arguments.done") < kinds.index("response.output_item.done")
+    final = events[-1].response
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert [(call.name, json.loads(call.arguments)) for call in calls] == [("lookup", ARGS)]
+    assert final.usage.output_tokens == CALL_TOKENS and final.usage.input_tokens >= 1
+    deltas = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert json.loads(deltas) == ARGS
+    follow_up = [
+        {"role": "user", "content": "ping"},
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "lookup", "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "42"},
+    ]
+    events = list(c.responses.create(model=model, input=follow_up, tools=[tool], stream=True, store=False))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert final.output_text == text
+    return text, final.usage.output_tokens
+
+
+CONVERSATIONS = {
+    "openai": openai_conversation,
+    "anthropic": anthropic_conversation,
+    "gemini": gemini_conversation,
+    "responses": responses_conversation,
+}
 
 
 @pytest.mark.parametrize("client,backend", [
     (client, backend) for client in CONVERSATIONS for backend in BACKENDS if backend != client
-])
+])  # Responses clients through all three: none of the backends speaks it.
 def test_streamed_tool_conversation_across_dialects(gw, client, backend):
     text, output_tokens = CONVERSATIONS[client](gw, BACKENDS[backend])
     assert text == "Tool said: 42"
@@ -230,3 +269,19 @@ def test_a_request_the_ingress_cannot_read_is_the_clients_error(gw):
     err = r.json()["error"]
     assert err["type"] == "invalid_request_error"
     assert "narrator" in err["message"] and "upstream" not in err["message"]
+
+
+def test_responses_api_whole_answers_and_refusals(gw):
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    for model in BACKENDS.values():
+        r = c.responses.create(model=model, input="ping", instructions="Be brief.", store=False)
+        assert r.output_text == "Hello from mock! You said: ping", model
+        assert r.status == "completed" and r.usage.output_tokens > 0 and r.model == model
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model="via-openai", input="ping", previous_response_id="resp_123")
+    assert "previous_response_id" in caught.value.message
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.responses.create(model="via-openai", input="ping", store=True)
+    assert "store" in caught.value.message
+    with pytest.raises(openai.NotFoundError):
+        c.responses.create(model="nope", input="ping")

@@ -652,7 +652,7 @@ impl Runtime {
             providers,
             models,
             by_name,
-            ingress: ["openai", "anthropic", "gemini"]
+            ingress: ["openai", "anthropic", "gemini", "responses"]
                 .into_iter()
                 .filter_map(|d| Some((d.to_string(), Arc::clone(plugins.ingress(d)?))))
                 .collect(),

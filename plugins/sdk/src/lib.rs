@@ -19,6 +19,7 @@ pub mod gemini;
 pub mod json;
 pub mod log;
 pub mod openai;
+pub mod responses;
 pub mod rng;
 pub mod usage;
 

@@ -288,3 +288,48 @@ fn gemini_ingress_stream() {
         })
     });
 }
+
+#[test]
+fn responses_ingress_request() {
+    check("responses/ingress_request", "json", |input| {
+        let decoded = llmgate_plugin_sdk::responses::ingress::decode_request(input).unwrap();
+        json!({ "canonical": json_of(&decoded.canonical), "notes": decoded.translation_notes })
+    });
+}
+
+#[test]
+fn responses_ingress_response() {
+    check("responses/ingress_response", "json", |input| {
+        json_of(&llmgate_plugin_sdk::responses::ingress::encode_response(input, "smart").unwrap())
+    });
+}
+
+#[test]
+fn responses_ingress_stream() {
+    check("responses/ingress_stream", "json", |input| {
+        encode_stream(input, || {
+            let e = llmgate_plugin_sdk::responses::ingress::Encoder::new("smart");
+            Box::new(move |batch| match batch {
+                Some(chunks) => e.push(chunks).unwrap(),
+                None => e.finish(),
+            })
+        })
+    });
+}
+
+#[test]
+fn responses_refuse_server_side_state_by_name() {
+    use llmgate_plugin_sdk::responses::ingress::decode_request;
+    let err = decode_request(br#"{"model":"m","input":"hi","previous_response_id":"resp_1"}"#)
+        .unwrap_err();
+    assert!(
+        err.message.contains("previous_response_id"),
+        "{}",
+        err.message
+    );
+    let err = decode_request(br#"{"model":"m","input":"hi","store":true}"#).unwrap_err();
+    assert!(err.message.contains("store"), "{}", err.message);
+    let err = decode_request(br#"{"model":"m","input":[{"type":"item_reference","id":"x"}]}"#)
+        .unwrap_err();
+    assert!(err.message.contains("item_reference"), "{}", err.message);
+}
