@@ -84,6 +84,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
         in_flight: Some(o.in_flight),
         record: None,
         span: tracing::Span::current(),
+        upstream_done: false,
     };
     let first = loop {
         match pump.read().await {
@@ -161,6 +162,8 @@ struct Pump {
     record: Option<RequestRecord>,
     /// The request's span: the stream ends after the handler returned.
     span: tracing::Span,
+    /// The upstream said its answer is complete (`[DONE]`, `message_stop`...).
+    upstream_done: bool,
 }
 
 impl Pump {
@@ -249,6 +252,7 @@ impl Pump {
         if decoded.usage.is_some() {
             self.usage = decoded.usage;
         }
+        self.upstream_done |= decoded.done;
         match &mut self.encoder {
             None => Ok(encode_events(&decoded.events)),
             Some(encoder) => {
@@ -325,6 +329,12 @@ impl Pump {
 
 impl Drop for Pump {
     fn drop(&mut self) {
+        if !self.finished && self.upstream_done {
+            // Everything the upstream had was handed over; a client that
+            // hangs up right after the last event got its whole answer.
+            self.complete(None);
+            return;
+        }
         if !self.finished {
             // The client went away mid-stream.
             if let Some(mut record) = self.record.take() {
