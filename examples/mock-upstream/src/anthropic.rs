@@ -107,6 +107,8 @@ pub fn conversation(
                     tool_ids.push(b["id"].as_str().unwrap_or("").to_string());
                 }
             }
+            // Instructions mid-conversation, as the API takes them.
+            Some("system") => {}
             other => {
                 return Err(error(
                     400,

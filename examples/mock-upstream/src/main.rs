@@ -337,7 +337,7 @@ async fn handle(
         Ok(c) => c,
         Err(response) => return Ok(response),
     };
-    let reply = Reply::plan(&conv, settings.chunks);
+    let reply = Reply::plan(&conv, settings.chunks, &model);
     let stream = match &gemini_call {
         Some((_, stream)) => *stream,
         None => request["stream"].as_bool().unwrap_or(false),

@@ -93,13 +93,14 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// Plans the reply: answer a tool result, call the first declared tool,
+    /// Plans the reply: answer a tool result, call the first declared tool
+    /// (unless the model name says `notools`, as agents' final answers do),
     /// or echo the user.
-    pub fn plan(conv: &Conversation, chunks: usize) -> Reply {
+    pub fn plan(conv: &Conversation, chunks: usize, model: &str) -> Reply {
         if let Some(result) = &conv.tool_result {
             return Reply::Text(split(&format!("Tool said: {result}"), chunks));
         }
-        if let Some(name) = conv.tools.first() {
+        if let Some(name) = conv.tools.first().filter(|_| !model.contains("notools")) {
             let arguments = serde_json::json!({ "query": conv.last_user_text }).to_string();
             return Reply::ToolCall {
                 name: name.clone(),
@@ -162,12 +163,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            Reply::plan(&conv, 1).joined(),
+            Reply::plan(&conv, 1, "m").joined(),
             "Hello from mock! You said: hi"
         );
         conv.tools = vec!["lookup".into()];
-        assert_eq!(Reply::plan(&conv, 3).joined(), r#"{"query":"hi"}"#);
+        assert_eq!(Reply::plan(&conv, 3, "m").joined(), r#"{"query":"hi"}"#);
         conv.tool_result = Some("42".into());
-        assert_eq!(Reply::plan(&conv, 2).joined(), "Tool said: 42");
+        assert_eq!(Reply::plan(&conv, 2, "m").joined(), "Tool said: 42");
     }
 }

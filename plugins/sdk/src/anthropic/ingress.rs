@@ -76,6 +76,14 @@ pub fn decode_request(body: &[u8]) -> Result<DecodedRequest, PluginError> {
         match role {
             "user" => decode_user(content, &mut out_messages, i)?,
             "assistant" => out_messages.push(decode_assistant(content)),
+            // System messages inside the conversation (Claude Code sends
+            // them): instructions from that point on, as in chat.
+            "system" => {
+                let text = text_of_blocks(content);
+                if !text.is_empty() {
+                    out_messages.push(json!({ "role": "system", "content": text }));
+                }
+            }
             other => return Err(bad(format!("messages[{i}]: unknown role '{other}'"))),
         }
     }
