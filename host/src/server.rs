@@ -23,7 +23,7 @@ use crate::ConfigSource;
 use crate::balance::StatsTable;
 use crate::config::{ConfigFile, Runtime};
 use crate::error::GatewayError;
-use crate::plugins::{AdapterPlugin, PluginRegistry};
+use crate::plugins::{AdapterPlugin, Header, PluginRegistry};
 use crate::proxy::record::Recorder;
 use crate::proxy::{self, Call};
 use crate::reload::ReloadStatus;
@@ -309,6 +309,7 @@ async fn handle(
                 .headers()
                 .get("x-llmgate-strict")
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+            let beta_headers = beta_headers(req.headers(), dialect);
             match read_request(&runtime, req).await {
                 Ok((key_id, body)) => {
                     let id = format!("{:016x}", proxy::random_u64());
@@ -322,6 +323,7 @@ async fn handle(
                         started,
                         route_headers: runtime.route_headers,
                         strict: req_strict,
+                        beta_headers,
                         path_route: match endpoint {
                             Endpoint::Generate { model, stream } => Some((model, stream)),
                             _ => None,
@@ -348,6 +350,24 @@ async fn handle(
         ),
     };
     Ok(response)
+}
+
+/// The client's `<dialect>-beta` headers (`anthropic-beta`, `openai-beta`).
+/// Beta flags describe the shape of the request body (Claude Code's
+/// `context_management` needs its `anthropic-beta` flag), so a body passed
+/// through natively takes its client's flags along; other client headers
+/// (organisation, project) belong to the client's account, not the gateway's.
+fn beta_headers(headers: &http::HeaderMap, dialect: &str) -> Vec<Header> {
+    let name = format!("{dialect}-beta");
+    headers
+        .get_all(name.as_str())
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(|v| Header {
+            name: name.clone(),
+            value: v.to_string(),
+        })
+        .collect()
 }
 
 /// Token counting, answered in the client's dialect.

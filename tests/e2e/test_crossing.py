@@ -285,3 +285,14 @@ def test_responses_api_whole_answers_and_refusals(gw):
     assert "store" in caught.value.message
     with pytest.raises(openai.NotFoundError):
         c.responses.create(model="nope", input="ping")
+
+
+def test_beta_flags_travel_with_a_native_body_only(gw, mock):
+    """`anthropic-beta` describes the body (Claude Code's context_management):
+    passed through natively it goes along; translated, it does not apply."""
+    c = anthropic.Anthropic(base_url=gw.url, api_key=CLIENT_KEY, max_retries=0,
+                            default_headers={"anthropic-beta": "context-management-2025-06-27"})
+    c.messages.create(model="via-anthropic", max_tokens=50, messages=[{"role": "user", "content": "ping"}])
+    assert httpx.get(f"{mock.url}/mock/last-headers").json()["anthropic-beta"] == "context-management-2025-06-27"
+    c.messages.create(model="via-openai", max_tokens=50, messages=[{"role": "user", "content": "ping"}])
+    assert "anthropic-beta" not in httpx.get(f"{mock.url}/mock/last-headers").json()

@@ -205,7 +205,7 @@ async fn send(
     let UpstreamRequest {
         method,
         path_and_query,
-        headers,
+        mut headers,
         body,
         auth,
         stream_note,
@@ -217,6 +217,16 @@ async fn send(
             translation_notes.join("; ")
         );
         return Err((None, untranslatable(message)));
+    }
+    if target.native {
+        for beta in &call.beta_headers {
+            if !headers
+                .iter()
+                .any(|h| h.name.eq_ignore_ascii_case(&beta.name))
+            {
+                headers.push(beta.clone());
+            }
+        }
     }
     let builder = request_builder(
         provider,

@@ -59,6 +59,8 @@ pub struct Call {
     pub strict: bool,
     /// The client key's id (never the key).
     pub key_id: Arc<str>,
+    /// The client's `<dialect>-beta` headers, sent along on native calls.
+    pub beta_headers: Vec<crate::plugins::Header>,
     /// Where the finished record goes.
     pub recorder: Arc<Recorder>,
 }
