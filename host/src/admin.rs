@@ -412,6 +412,7 @@ fn plugins(gateway: &Gateway) -> Value {
                 "size_bytes": info.size,
                 "dialect": info.dialect,
                 "description": info.description,
+                "embeddings": info.embeddings,
                 "calls": stats.map(|s| s.calls.load(Ordering::Relaxed)),
                 "traps": stats.map(|s| s.traps.load(Ordering::Relaxed)),
                 "call_seconds_total": stats.map(|s| s.durations.sum().as_secs_f64()),

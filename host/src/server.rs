@@ -138,6 +138,12 @@ enum Endpoint {
         dialect: &'static str,
         path_model: Option<String>,
     },
+    /// Embeddings: OpenAI's `/embeddings`, Gemini's `:embedContent` and
+    /// `:batchEmbedContents` (whose model is in the path).
+    Embed {
+        dialect: &'static str,
+        path_model: Option<String>,
+    },
     /// Nothing here; errors in this dialect.
     Unknown(&'static str),
 }
@@ -201,6 +207,10 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
         (&Method::POST, _) if openai_call(path) == Some("/responses") => {
             Endpoint::Chat("responses")
         }
+        (&Method::POST, _) if openai_call(path) == Some("/embeddings") => Endpoint::Embed {
+            dialect: "openai",
+            path_model: None,
+        },
         (&Method::POST, _) => match gemini_call(path) {
             Some((model, GeminiMethod::Generate)) => Endpoint::Generate {
                 model: model.to_string(),
@@ -211,6 +221,10 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
                 stream: true,
             },
             Some((model, GeminiMethod::Count)) => Endpoint::CountTokens {
+                dialect: "gemini",
+                path_model: Some(model.to_string()),
+            },
+            Some((model, GeminiMethod::Embed)) => Endpoint::Embed {
                 dialect: "gemini",
                 path_model: Some(model.to_string()),
             },
@@ -259,6 +273,7 @@ fn gemini_call(path: &str) -> Option<(&str, GeminiMethod)> {
         "generateContent" => GeminiMethod::Generate,
         "streamGenerateContent" => GeminiMethod::Stream,
         "countTokens" => GeminiMethod::Count,
+        "embedContent" | "batchEmbedContents" => GeminiMethod::Embed,
         _ => return None,
     };
     (!model.is_empty() && !model.contains('/')).then_some((model, method))
@@ -270,6 +285,7 @@ enum GeminiMethod {
     Generate,
     Stream,
     Count,
+    Embed,
 }
 
 /// Routes one request.
@@ -287,7 +303,7 @@ async fn handle(
     let dialect = match endpoint {
         Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
         Endpoint::Generate { .. } => "gemini",
-        Endpoint::CountTokens { dialect, .. } => dialect,
+        Endpoint::CountTokens { dialect, .. } | Endpoint::Embed { dialect, .. } => dialect,
         Endpoint::Health | Endpoint::Metrics | Endpoint::Admin => "openai",
     };
     let Some(ingress) = runtime.ingress(dialect).cloned() else {
@@ -304,7 +320,7 @@ async fn handle(
             Ok(_) => list_models(&runtime, dialect),
             Err(err) => proxy::error_response(&ingress, &err),
         },
-        Endpoint::Chat(_) | Endpoint::Generate { .. } => {
+        Endpoint::Chat(_) | Endpoint::Generate { .. } | Endpoint::Embed { .. } => {
             let req_strict = req
                 .headers()
                 .get("x-llmgate-strict")
@@ -314,7 +330,7 @@ async fn handle(
                 Ok((key_id, body)) => {
                     let id = format!("{:016x}", proxy::random_u64());
                     let span = tracing::info_span!("request", id = %id);
-                    let call = Call {
+                    let mut call = Call {
                         id,
                         key_id,
                         recorder: Arc::clone(&gateway.recorder),
@@ -324,12 +340,20 @@ async fn handle(
                         route_headers: runtime.route_headers,
                         strict: req_strict,
                         beta_headers,
-                        path_route: match endpoint {
-                            Endpoint::Generate { model, stream } => Some((model, stream)),
-                            _ => None,
-                        },
+                        path_route: None,
                     };
-                    proxy::chat(runtime, call).instrument(span).await
+                    match endpoint {
+                        Endpoint::Embed { path_model, .. } => {
+                            proxy::embeddings(runtime, call, path_model)
+                                .instrument(span)
+                                .await
+                        }
+                        Endpoint::Generate { model, stream } => {
+                            call.path_route = Some((model, stream));
+                            proxy::chat(runtime, call).instrument(span).await
+                        }
+                        _ => proxy::chat(runtime, call).instrument(span).await,
+                    }
                 }
                 Err(err) => proxy::error_response(&ingress, &err),
             }

@@ -43,11 +43,20 @@ fn built_in_plugins_load_with_their_worlds() {
             ("least-latency", World::Balancer, &Origin::BuiltIn),
             ("openai", World::Provider, &Origin::BuiltIn),
             ("priority", World::Balancer, &Origin::BuiltIn),
+            ("responses", World::Provider, &Origin::BuiltIn),
             ("round-robin", World::Balancer, &Origin::BuiltIn),
             ("weighted", World::Balancer, &Origin::BuiltIn),
         ]
     );
     assert_eq!(r.adapter("openai").unwrap().dialect(), "openai");
+    // Embeddings: the optional second export, on the adapters that have one.
+    let embeds: Vec<&str> = r
+        .infos()
+        .iter()
+        .filter(|i| i.embeddings)
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(embeds, ["gemini", "openai"]);
 }
 
 #[test]
@@ -145,7 +154,7 @@ fn config_errors_name_the_entry() {
     );
     assert_eq!(
         compile_error(&PROVIDER.replace("adapter = \"openai\"", "adapter = \"acme\"")),
-        "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, gemini, openai)"
+        "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, gemini, openai, responses)"
     );
     assert_eq!(
         compile_error(&format!(

@@ -217,6 +217,18 @@ async fn handle(
                 },
             ));
         }
+        (&Method::POST, "/v1/embeddings") => return Ok(embed(&settings, req, None).await),
+        (&Method::POST, p)
+            if p.starts_with("/v1beta/models/")
+                && (p.ends_with(":embedContent") || p.ends_with(":batchEmbedContents")) =>
+        {
+            let model = p["/v1beta/models/".len()..]
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            return Ok(embed(&settings, req, Some(model)).await);
+        }
         (&Method::POST, "/v1/chat/completions") => Dialect::OpenAi,
         (&Method::POST, "/v1/messages") => Dialect::Anthropic,
         (&Method::POST, p) if p.starts_with("/v1beta/models/") => Dialect::Gemini,
@@ -354,6 +366,149 @@ async fn handle(
         (Dialect::Gemini, false) => gemini::generate(&model, &conv, &reply),
         (Dialect::Gemini, true) => gemini::stream(&settings, &model, &conv, &reply),
     })
+}
+
+/// Embeddings, OpenAI's (`gemini_model` none) or Gemini's: one vector per
+/// text, `[chars, words, 0.5]` cut or padded to the asked dimensions, so
+/// tests can tell texts apart; usage (OpenAI) counts words. Scripted
+/// failures by model name, as for chat.
+async fn embed(
+    settings: &Settings,
+    req: Request<Incoming>,
+    gemini_model: Option<String>,
+) -> Response<Body> {
+    let headers = req.headers().clone();
+    let presented = match &gemini_model {
+        Some(_) => headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()),
+        None => headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ")),
+    };
+    if let Some(key) = &settings.key
+        && presented != Some(key.as_str())
+    {
+        return match gemini_model {
+            Some(_) => gemini::failure(Failure::BadRequest),
+            None => error_response(
+                401,
+                json!({"error": {"message": "Incorrect API key provided.",
+                "type": "invalid_request_error", "code": "invalid_api_key"}}),
+            ),
+        };
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    *settings.last_body.lock().unwrap() = body.clone();
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = gemini_model
+        .clone()
+        .unwrap_or_else(|| request["model"].as_str().unwrap_or("mock").to_string());
+    *settings
+        .seen
+        .lock()
+        .unwrap()
+        .models
+        .entry(model.clone())
+        .or_default() += 1;
+    if let Some(failure) = script::failure(&model) {
+        return match gemini_model {
+            Some(_) => gemini::failure(failure),
+            None => openai::failure(failure),
+        };
+    }
+    let vector = |text: &str, dims: Option<u64>| -> Vec<f64> {
+        let mut v = vec![
+            text.chars().count() as f64,
+            text.split_whitespace().count() as f64,
+            0.5,
+        ];
+        v.resize(dims.unwrap_or(3) as usize, 0.25);
+        v
+    };
+    let text_of = |content: &Value| -> String {
+        content["parts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["text"].as_str())
+            .collect()
+    };
+    match gemini_model {
+        Some(_) => match request["requests"].as_array() {
+            Some(requests) => {
+                let embeddings: Vec<Value> = requests
+                    .iter()
+                    .map(|r| json!({"values": vector(&text_of(&r["content"]), r["outputDimensionality"].as_u64())}))
+                    .collect();
+                json_response(200, &json!({"embeddings": embeddings}))
+            }
+            None => json_response(
+                200,
+                &json!({"embedding": {"values": vector(&text_of(&request["content"]), request["outputDimensionality"].as_u64())}}),
+            ),
+        },
+        None => {
+            let texts: Vec<String> = match &request["input"] {
+                Value::String(s) => vec![s.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect(),
+                _ => {
+                    return error_response(
+                        400,
+                        json!({"error": {"message": "input must be text", "type": "invalid_request_error"}}),
+                    );
+                }
+            };
+            let dims = request["dimensions"].as_u64();
+            let base64 = request["encoding_format"] == "base64";
+            let data: Vec<Value> = texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    let v = vector(t, dims);
+                    let embedding = if base64 {
+                        let bytes: Vec<u8> =
+                            v.iter().flat_map(|f| (*f as f32).to_le_bytes()).collect();
+                        Value::String(base64_encode(&bytes))
+                    } else {
+                        json!(v)
+                    };
+                    json!({"object": "embedding", "index": i, "embedding": embedding})
+                })
+                .collect();
+            let words: usize = texts.iter().map(|t| t.split_whitespace().count()).sum();
+            json_response(
+                200,
+                &json!({"object": "list", "data": data, "model": model,
+                "usage": {"prompt_tokens": words, "total_tokens": words}}),
+            )
+        }
+    }
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
 }
 
 /// One step of a scripted stream.

@@ -24,6 +24,7 @@ type Answer<T> = Result<Result<T, PluginError>, GatewayError>;
 /// A loaded provider adapter.
 pub struct AdapterPlugin {
     pool: Arc<InstancePool<Provider>>,
+    embeddings: Option<super::EmbeddingsPlugin>,
     dialect: String,
     description: String,
 }
@@ -34,6 +35,7 @@ impl AdapterPlugin {
         engine: Engine,
         limits: &Limits,
         pre: ProviderPre<super::PluginState>,
+        embeddings: Option<super::EmbeddingsPlugin>,
     ) -> anyhow::Result<Self> {
         let pool = Arc::new(InstancePool::new(
             name,
@@ -46,6 +48,7 @@ impl AdapterPlugin {
             .call(|b, s| b.llmgate_plugin_adapter().call_describe(s))?;
         Ok(AdapterPlugin {
             pool,
+            embeddings,
             dialect: info.dialect,
             description: info.description,
         })
@@ -64,6 +67,11 @@ impl AdapterPlugin {
     /// Its own description.
     pub fn description(&self) -> &str {
         &self.description
+    }
+
+    /// Its embeddings half, when the component exports one.
+    pub fn embeddings(&self) -> Option<&super::EmbeddingsPlugin> {
+        self.embeddings.as_ref()
     }
 
     /// Call counters.

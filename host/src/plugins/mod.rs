@@ -8,6 +8,7 @@
 //! gateway.
 
 mod adapter;
+mod embed;
 mod policy;
 mod pool;
 
@@ -21,6 +22,7 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 pub use adapter::{AdapterPlugin, DecoderSession, EncoderSession};
+pub use embed::EmbeddingsPlugin;
 pub use policy::PolicyPlugin;
 pub use pool::{CallStats, PluginState};
 
@@ -33,6 +35,17 @@ pub mod bindings {
             path: "../wit",
             world: "provider",
             additional_derives: [PartialEq],
+        });
+    }
+    /// The `embedder` world.
+    pub mod embedder {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "embedder",
+            with: {
+                "llmgate:plugin/host-log": super::provider::llmgate::plugin::host_log,
+                "llmgate:plugin/types": super::provider::llmgate::plugin::types,
+            },
         });
     }
     /// The `balancer` world.
@@ -48,6 +61,9 @@ pub mod bindings {
 }
 
 pub use bindings::balancer::exports::llmgate::plugin::policy::{Candidate, PickContext};
+pub use bindings::embedder::exports::llmgate::plugin::embeddings::{
+    DecodedEmbed, EmbedContext, EmbedRequest, EmbedResponse, KeyPlacement,
+};
 pub use bindings::provider::exports::llmgate::plugin::adapter::{
     AuthPlacement, CallContext, Decoded, DecodedRequest, ParsedResponse, RequestProfile,
     UpstreamRequest,
@@ -139,6 +155,8 @@ pub struct PluginInfo {
     pub dialect: Option<String>,
     /// For adapters: its own description.
     pub description: Option<String>,
+    /// For adapters: whether it also serves embeddings.
+    pub embeddings: bool,
 }
 
 /// What `llmgate plugin inspect` reports about a component.
@@ -357,11 +375,30 @@ impl PluginRegistry {
             size: bytes.len(),
             dialect: None,
             description: None,
+            embeddings: false,
         };
         match bindings::provider::ProviderPre::new(pre.clone()) {
             Ok(provider_pre) => {
-                let adapter =
-                    AdapterPlugin::new(name_arc, self.engine.clone(), &self.limits, provider_pre)?;
+                // The optional embeddings export, on its own instance pool.
+                let embeddings =
+                    bindings::embedder::EmbedderPre::new(pre.clone())
+                        .ok()
+                        .map(|embedder_pre| {
+                            EmbeddingsPlugin::new(
+                                Arc::clone(&name_arc),
+                                self.engine.clone(),
+                                &self.limits,
+                                embedder_pre,
+                            )
+                        });
+                info.embeddings = embeddings.is_some();
+                let adapter = AdapterPlugin::new(
+                    name_arc,
+                    self.engine.clone(),
+                    &self.limits,
+                    provider_pre,
+                    embeddings,
+                )?;
                 info.dialect = Some(adapter.dialect().to_string());
                 info.description = Some(adapter.description().to_string());
                 self.policies.remove(name);

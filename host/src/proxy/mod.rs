@@ -18,6 +18,7 @@
 
 pub(crate) mod attempt;
 mod count;
+mod embed;
 pub mod failover;
 pub mod record;
 mod stream;
@@ -40,6 +41,7 @@ use failover::Next;
 use record::{Recorder, RequestRecord};
 
 pub use count::count_tokens;
+pub use embed::embeddings;
 
 /// One client request on its way through the pipeline.
 pub struct Call {

@@ -9,3 +9,8 @@ use llmgate_plugin_sdk::gemini::GenerateContent;
 pub type Gemini = DialectAdapter<GenerateContent>;
 
 llmgate_plugin_sdk::export_adapter!(Gemini);
+
+/// `:embedContent` and `:batchEmbedContents`, beside generateContent.
+pub use llmgate_plugin_sdk::embeddings::GeminiEmbeddings;
+
+llmgate_plugin_sdk::export_embeddings!(GeminiEmbeddings);

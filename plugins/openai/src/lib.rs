@@ -22,3 +22,8 @@ impl Vendor for Plain {
 pub type OpenAi = Compatible<Plain>;
 
 llmgate_plugin_sdk::export_adapter!(OpenAi);
+
+/// `/embeddings`, beside chat.
+pub use llmgate_plugin_sdk::embeddings::OpenAiEmbeddings;
+
+llmgate_plugin_sdk::export_embeddings!(OpenAiEmbeddings);

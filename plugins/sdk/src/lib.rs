@@ -14,6 +14,7 @@ pub mod anthropic;
 pub mod canonical;
 pub mod compatible;
 pub mod dialect;
+pub mod embeddings;
 pub mod error;
 pub mod gemini;
 pub mod json;
@@ -37,6 +38,20 @@ pub mod wit {
             export_macro_name: "export_provider_world",
             default_bindings_module: "llmgate_plugin_sdk::wit::provider",
             additional_derives: [PartialEq],
+        });
+    }
+    /// The `embedder` world (exports `embeddings`).
+    pub mod embedder {
+        wit_bindgen::generate!({
+            world: "embedder",
+            path: "wit",
+            pub_export_macro: true,
+            export_macro_name: "export_embedder_world",
+            default_bindings_module: "llmgate_plugin_sdk::wit::embedder",
+            with: {
+                "llmgate:plugin/host-log@0.1.0": crate::wit::provider::llmgate::plugin::host_log,
+                "llmgate:plugin/types@0.1.0": crate::wit::provider::llmgate::plugin::types,
+            },
         });
     }
     /// The `balancer` world (exports `policy`).
@@ -67,6 +82,13 @@ pub mod adapter {
         AuthPlacement, CallContext, Decoded, DecodedRequest, Guest as Adapter,
         GuestStreamDecoder as DecodeStream, GuestStreamEncoder as EncodeStream, Info,
         ParsedResponse, RequestProfile, StreamDecoder, StreamEncoder, UpstreamRequest,
+    };
+}
+
+/// What an adapter implements to serve embedding routes too.
+pub mod embed {
+    pub use crate::wit::embedder::exports::llmgate::plugin::embeddings::{
+        DecodedEmbed, EmbedContext, EmbedRequest, EmbedResponse, Guest as Embeddings, KeyPlacement,
     };
 }
 
@@ -170,6 +192,16 @@ macro_rules! export_adapter {
         // Exported symbols exist only in the component; native builds are for tests.
         #[cfg(target_arch = "wasm32")]
         $crate::wit::provider::export_provider_world!($t with_types_in $crate::wit::provider);
+    };
+}
+
+/// Exports a type implementing [`embed::Embeddings`] as this component's
+/// embeddings (beside its adapter).
+#[macro_export]
+macro_rules! export_embeddings {
+    ($t:ident) => {
+        #[cfg(target_arch = "wasm32")]
+        $crate::wit::embedder::export_embedder_world!($t with_types_in $crate::wit::embedder);
     };
 }
 
