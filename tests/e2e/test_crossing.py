@@ -46,6 +46,16 @@ def gw(mock, start_gateway):
         base_url = "{mock.url}"
         keys = ["{PROVIDER_KEY}"]
 
+        [[providers]]
+        name = "resp"
+        adapter = "responses"
+        base_url = "{mock.url}/v1"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[models]]
+        name = "via-responses"
+        routes = [{{ provider = "resp", model = "mock-responses" }}]
+
         [[models]]
         name = "via-openai"
         routes = [{{ provider = "oai", model = "mock-small" }}]
@@ -296,3 +306,21 @@ def test_beta_flags_travel_with_a_native_body_only(gw, mock):
     assert httpx.get(f"{mock.url}/mock/last-headers").json()["anthropic-beta"] == "context-management-2025-06-27"
     c.messages.create(model="via-openai", max_tokens=50, messages=[{"role": "user", "content": "ping"}])
     assert "anthropic-beta" not in httpx.get(f"{mock.url}/mock/last-headers").json()
+
+
+def test_responses_pass_through_natively_to_a_responses_upstream(gw, mock):
+    """A provider whose adapter is `responses` gets the client's body as sent
+    (stateful fields too: the upstream keeps them), stream and not; a chat
+    client is not translated into it."""
+    c = openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
+    r = c.responses.create(model="via-responses", input="ping", previous_response_id="resp_prev", store=True)
+    assert r.output_text == "Hello from mock! You said: ping"
+    sent = httpx.get(f"{mock.url}/mock/last-request").json()
+    assert sent["model"] == "mock-responses" and sent["previous_response_id"] == "resp_prev" and sent["store"] is True
+    events = list(c.responses.create(model="via-responses", input="ping", stream=True))
+    assert events[-1].type == "response.completed" and events[-1].response.usage.input_tokens == 7
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello from mock! You said: ping"
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.chat.completions.create(model="via-responses", messages=[{"role": "user", "content": "ping"}])
+    assert "responses adapter" in caught.value.message

@@ -218,6 +218,7 @@ async fn handle(
             ));
         }
         (&Method::POST, "/v1/embeddings") => return Ok(embed(&settings, req, None).await),
+        (&Method::POST, "/v1/responses") => return Ok(responses(&settings, req).await),
         (&Method::POST, p)
             if p.starts_with("/v1beta/models/")
                 && (p.ends_with(":embedContent") || p.ends_with(":batchEmbedContents")) =>
@@ -366,6 +367,115 @@ async fn handle(
         (Dialect::Gemini, false) => gemini::generate(&model, &conv, &reply),
         (Dialect::Gemini, true) => gemini::stream(&settings, &model, &conv, &reply),
     })
+}
+
+/// OpenAI's Responses API, for native passthrough tests: echoes the last
+/// user text, whole or as typed events. Only what passthrough needs.
+async fn responses(settings: &Settings, req: Request<Incoming>) -> Response<Body> {
+    let presented = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if settings.key.is_some() && presented != settings.key {
+        return error_response(
+            401,
+            json!({"error": {"message": "Incorrect API key provided.",
+            "type": "invalid_request_error", "code": "invalid_api_key"}}),
+        );
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    *settings.last_body.lock().unwrap() = body.clone();
+    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let model = request["model"].as_str().unwrap_or("mock").to_string();
+    *settings
+        .seen
+        .lock()
+        .unwrap()
+        .models
+        .entry(model.clone())
+        .or_default() += 1;
+    let said = match &request["input"] {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items
+            .iter()
+            .rev()
+            .find(|i| i["role"] == "user")
+            .map(|i| match &i["content"] {
+                Value::String(s) => s.clone(),
+                parts => parts
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["text"].as_str())
+                    .collect(),
+            })
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let text = format!("Hello from mock! You said: {said}");
+    let pieces = script::split(&text, settings.chunks);
+    let usage = json!({"input_tokens": 7, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": pieces.len(), "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 7 + pieces.len()});
+    let item = json!({"type": "message", "id": "msg_mock", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}]});
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({
+            "id": "resp_mock", "object": "response", "created_at": 1700000000, "status": status,
+            "model": model, "output": output, "usage": usage, "error": null, "incomplete_details": null,
+            "parallel_tool_calls": true, "tool_choice": "auto", "tools": [],
+        })
+    };
+    if request["stream"] != true {
+        return json_response(200, &response("completed", json!([item]), usage));
+    }
+    let mut seq = 0;
+    let mut frame = |kind: &str, mut data: Value| {
+        data["type"] = kind.into();
+        data["sequence_number"] = seq.into();
+        seq += 1;
+        Frame::event(kind, &data.to_string())
+    };
+    let mut frames = vec![
+        frame(
+            "response.created",
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        frame(
+            "response.output_item.added",
+            json!({"output_index": 0,
+            "item": {"type": "message", "id": "msg_mock", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+    ];
+    for piece in &pieces {
+        frames.push(frame(
+            "response.output_text.delta",
+            json!({"item_id": "msg_mock", "output_index": 0,
+            "content_index": 0, "delta": piece}),
+        ));
+    }
+    frames.push(
+        frame(
+            "response.output_item.done",
+            json!({"output_index": 0, "item": item}),
+        )
+        .now(),
+    );
+    frames.push(
+        frame(
+            "response.completed",
+            json!({"response": response("completed", json!([item]), usage)}),
+        )
+        .now(),
+    );
+    sse_response(frames, settings.delay)
 }
 
 /// Embeddings, OpenAI's (`gemini_model` none) or Gemini's: one vector per
