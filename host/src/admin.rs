@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `GET requests` | the request log, newest first; filters `from`, `to` (ms since the epoch), `model`, `provider`, `key`, `status` (`200`, `5xx`, `ok`, `error`), `error_kind`; `limit` (≤ 1000), `cursor` |
 //! | `GET requests/{id}` | one request |
+//! | `GET timeseries` | requests, errors, tokens per time bucket and percentiles per `group_by` (`model`, `provider`, `none`), from the per-minute rollups: `from`, `to`, `bucket_ms` |
 //! | `GET stats` | aggregates over the same filters, `group_by` = `model` (default), `provider`, `backend`, `key` |
 //! | `GET backends` | live state: health, cooldowns with time left, in-flight, EWMAs, key cooldowns |
 //! | `GET config` | the running config with secrets masked, and the last reload's result |
@@ -100,6 +101,29 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<R
             };
             with_store(gateway_for_blocking, move |store| {
                 query::aggregate(store, &filter, group_by).map(|a| json!(a))
+            })
+            .await
+        }
+        (&Method::GET, ["timeseries"]) => {
+            let range = (
+                param_u64(&params, "from"),
+                param_u64(&params, "to"),
+                param_u64(&params, "bucket_ms"),
+            );
+            let (Ok(from), Ok(to), Ok(bucket)) = range else {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "from, to and bucket_ms are whole numbers",
+                );
+            };
+            let by = params
+                .iter()
+                .find(|(k, _)| k == "group_by")
+                .map(|(_, v)| v.clone());
+            let to = to.unwrap_or_else(crate::store::unix_ms);
+            let from = from.unwrap_or(to.saturating_sub(3_600_000));
+            with_store(gateway_for_blocking, move |store| {
+                timeseries(store, from, to, bucket, by.as_deref().unwrap_or("model"))
             })
             .await
         }
@@ -281,6 +305,92 @@ async fn with_store(
     }
 }
 
+/// Requests, errors and tokens over time, and latency/TTFT percentiles, per
+/// model or provider, from the per-minute rollups.
+fn timeseries(
+    store: &crate::store::Store,
+    from: u64,
+    to: u64,
+    bucket: Option<u64>,
+    group_by: &str,
+) -> Result<Value, redb::Error> {
+    use crate::store::rollup::{self, Rollup};
+    use std::collections::BTreeMap;
+    // About sixty bars whatever the range, in whole minutes.
+    let bucket = bucket
+        .unwrap_or_else(|| (to.saturating_sub(from) / 60).max(60_000))
+        .div_ceil(60_000)
+        .max(1)
+        * 60_000;
+    let start = from / bucket * bucket;
+    let slots = (to.saturating_sub(start)).div_ceil(bucket).max(1) as usize;
+    let mut series: BTreeMap<String, (Vec<Rollup>, Rollup)> = BTreeMap::new();
+    let mut total = Rollup::default();
+    for row in rollup::read(store, from, to)? {
+        let name = match group_by {
+            "provider" => row.provider.clone(),
+            "none" => "all".to_string(),
+            _ => row.model.clone(),
+        };
+        let slot = ((row.minute_ms.saturating_sub(start)) / bucket) as usize;
+        let entry = series
+            .entry(name)
+            .or_insert_with(|| (vec![Rollup::default(); slots], Rollup::default()));
+        if let Some(cell) = entry.0.get_mut(slot) {
+            cell.merge(&row.rollup);
+        }
+        entry.1.merge(&row.rollup);
+        total.merge(&row.rollup);
+    }
+    let summary = |name: &str, r: &Rollup| {
+        // Beyond the last bound reads as "inf" (JSON has no infinity).
+        let q = |h: &[u64], q: f64| match rollup::quantile(h, q) {
+            Some(v) if v.is_finite() => json!(v),
+            Some(_) => json!("inf"),
+            None => Value::Null,
+        };
+        let pct = |h: &[u64]| json!({ "p50": q(h, 0.5), "p90": q(h, 0.9), "p99": q(h, 0.99) });
+        json!({
+            "name": name,
+            "requests": r.requests,
+            "errors": r.errors,
+            "input_tokens": r.input_tokens,
+            "output_tokens": r.output_tokens,
+            "cached_tokens": r.cached_tokens,
+            "reasoning_tokens": r.reasoning_tokens,
+            "latency_ms": pct(&r.latency),
+            "ttft_ms": pct(&r.ttft),
+        })
+    };
+    let lines: Vec<Value> = series
+        .iter()
+        .map(|(name, (cells, _))| {
+            let col = |f: &dyn Fn(&Rollup) -> u64| cells.iter().map(f).collect::<Vec<u64>>();
+            json!({
+                "name": name,
+                "requests": col(&|r| r.requests),
+                "errors": col(&|r| r.errors),
+                "input_tokens": col(&|r| r.input_tokens),
+                "output_tokens": col(&|r| r.output_tokens),
+            })
+        })
+        .collect();
+    let mut groups: Vec<Value> = series
+        .iter()
+        .map(|(name, (_, r))| summary(name, r))
+        .collect();
+    groups.sort_by_key(|g| std::cmp::Reverse(g["requests"].as_u64().unwrap_or(0)));
+    Ok(json!({
+        "from": from,
+        "to": to,
+        "bucket_ms": bucket,
+        "buckets": (0..slots).map(|i| start + i as u64 * bucket).collect::<Vec<u64>>(),
+        "series": lines,
+        "groups": groups,
+        "total": summary("total", &total),
+    }))
+}
+
 fn ms(d: Option<Duration>) -> Value {
     d.map_or(Value::Null, |d| json!(d.as_millis() as u64))
 }
@@ -325,6 +435,14 @@ fn backends(gateway: &Gateway) -> Value {
                         "upstream_model": r.upstream_model,
                         "weight": r.weight,
                         "priority": r.priority,
+                        "capabilities": r.capabilities.as_ref().map(|c| {
+                            let mut names = Vec::new();
+                            if c.tools { names.push("tools"); }
+                            if c.vision { names.push("vision"); }
+                            if c.json_schema { names.push("json_schema"); }
+                            names
+                        }),
+                        "max_context": r.max_context,
                         "healthy": cooldown.is_none() && !r.provider.keys.all_cooling(),
                         "cooldown_ms_left": ms(cooldown),
                         "in_flight": r.stats.in_flight(),

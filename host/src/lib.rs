@@ -20,6 +20,7 @@ pub mod server;
 pub mod sse;
 pub mod store;
 pub mod tls;
+pub mod ui;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

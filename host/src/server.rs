@@ -123,6 +123,8 @@ enum Endpoint {
     Metrics,
     /// The admin API (`/admin/api/...`).
     Admin,
+    /// The admin console's files (`/ui/...`).
+    Ui,
     /// The model list, in a dialect's shape.
     Models(&'static str),
     /// A chat request in a dialect (`openai` chat completions, `anthropic` messages).
@@ -183,6 +185,9 @@ fn endpoint(method: &Method, path: &str, hint: ClientHint) -> Endpoint {
     };
     if path == "/admin/api" || path.starts_with("/admin/api/") {
         return Endpoint::Admin;
+    }
+    if method == Method::GET && (path == "/ui" || path.starts_with("/ui/")) {
+        return Endpoint::Ui;
     }
     match (method, path) {
         (&Method::GET, "/health" | "/healthz") => Endpoint::Health,
@@ -304,7 +309,7 @@ async fn handle(
         Endpoint::Models(d) | Endpoint::Chat(d) | Endpoint::Unknown(d) => d,
         Endpoint::Generate { .. } => "gemini",
         Endpoint::CountTokens { dialect, .. } | Endpoint::Embed { dialect, .. } => dialect,
-        Endpoint::Health | Endpoint::Metrics | Endpoint::Admin => "openai",
+        Endpoint::Health | Endpoint::Metrics | Endpoint::Admin | Endpoint::Ui => "openai",
     };
     let Some(ingress) = runtime.ingress(dialect).cloned() else {
         return Ok(plain_error(
@@ -315,6 +320,7 @@ async fn handle(
     let response = match endpoint {
         Endpoint::Health => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec()),
         Endpoint::Metrics => crate::admin::metrics_response(&gateway),
+        Endpoint::Ui => crate::ui::asset(req.uri().path()),
         Endpoint::Admin => crate::admin::handle(Arc::clone(&gateway), req).await,
         Endpoint::Models(dialect) => match authenticate(&runtime, &req) {
             Ok(_) => list_models(&runtime, dialect),

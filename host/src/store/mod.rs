@@ -16,6 +16,7 @@
 //! migration. Queries are in [`query`].
 
 pub mod query;
+pub mod rollup;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -174,6 +175,7 @@ impl Store {
         txn.open_table(REQUESTS)?;
         txn.open_table(REQUEST_IDS)?;
         txn.open_table(CONFIG)?;
+        txn.open_table(rollup::ROLLUPS)?;
         txn.commit()?;
         let store = Arc::new(Store {
             db: Arc::new(db),
@@ -285,6 +287,7 @@ impl Store {
                 ids.insert(record.id.as_str(), key)?;
             }
         }
+        rollup::add_batch(&txn, batch)?;
         txn.commit()?;
         Ok(())
     }
@@ -320,6 +323,7 @@ impl Store {
                 ids.remove(id.as_str())?;
             }
         }
+        rollup::expire(&txn, cutoff_ms)?;
         txn.commit()?;
         Ok(removed)
     }

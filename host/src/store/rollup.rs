@@ -1,0 +1,198 @@
+//! Per-minute rollups of the request log, kept by the writer in the same
+//! transaction as the records: requests, errors, tokens and latency/TTFT
+//! histograms by (minute, model, provider). Dashboards read these, so a
+//! chart over a month costs a few thousand rows, not a million records.
+
+use std::collections::BTreeMap;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoredRequest};
+
+/// (minute since the epoch, "model\u{1f}provider") -> [`Rollup`] as JSON.
+pub(super) const ROLLUPS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("rollups");
+
+/// Latency bucket upper bounds (ms): LLM answers take from milliseconds to
+/// minutes; percentiles read from these are the bucket's upper bound.
+pub const LATENCY_BOUNDS_MS: [f64; 13] = [
+    10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0, 30_000.0, 60_000.0,
+    120_000.0,
+];
+
+/// Totals for one (minute, model, provider).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Rollup {
+    /// Requests.
+    pub requests: u64,
+    /// Requests answered with an error.
+    pub errors: u64,
+    /// Input tokens.
+    pub input_tokens: u64,
+    /// Output tokens.
+    pub output_tokens: u64,
+    /// Cached input tokens.
+    pub cached_tokens: u64,
+    /// Reasoning tokens.
+    pub reasoning_tokens: u64,
+    /// Latency histogram of successful requests (one more bucket than bounds: +Inf).
+    pub latency: Vec<u64>,
+    /// TTFT histogram of successful streams.
+    pub ttft: Vec<u64>,
+}
+
+fn bucket(value_ms: f64) -> usize {
+    LATENCY_BOUNDS_MS
+        .iter()
+        .position(|b| value_ms <= *b)
+        .unwrap_or(LATENCY_BOUNDS_MS.len())
+}
+
+impl Rollup {
+    fn add(&mut self, r: &StoredRequest) {
+        if self.latency.is_empty() {
+            self.latency = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+            self.ttft = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        }
+        self.requests += 1;
+        self.input_tokens += r.input_tokens;
+        self.output_tokens += r.output_tokens;
+        self.cached_tokens += r.cached_tokens;
+        self.reasoning_tokens += r.reasoning_tokens;
+        if r.status >= 400 {
+            self.errors += 1;
+        } else {
+            self.latency[bucket(r.latency_ms)] += 1;
+            if let Some(t) = r.ttft_ms.filter(|_| r.stream) {
+                self.ttft[bucket(t)] += 1;
+            }
+        }
+    }
+
+    /// Adds another rollup's counts to this one.
+    pub fn merge(&mut self, other: &Rollup) {
+        if self.latency.len() < other.latency.len() {
+            self.latency.resize(other.latency.len(), 0);
+            self.ttft.resize(other.ttft.len(), 0);
+        }
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.cached_tokens += other.cached_tokens;
+        self.reasoning_tokens += other.reasoning_tokens;
+        for (a, b) in self.latency.iter_mut().zip(&other.latency) {
+            *a += b;
+        }
+        for (a, b) in self.ttft.iter_mut().zip(&other.ttft) {
+            *a += b;
+        }
+    }
+}
+
+/// The `q` quantile of a histogram, as its bucket's upper bound (ms).
+pub fn quantile(histogram: &[u64], q: f64) -> Option<f64> {
+    let total: u64 = histogram.iter().sum();
+    if total == 0 {
+        return None;
+    }
+    let rank = (q * total as f64).ceil().max(1.0) as u64;
+    let mut seen = 0;
+    for (i, n) in histogram.iter().enumerate() {
+        seen += n;
+        if seen >= rank {
+            return Some(LATENCY_BOUNDS_MS.get(i).copied().unwrap_or(f64::INFINITY));
+        }
+    }
+    None
+}
+
+/// The series key of a record.
+fn series(r: &StoredRequest) -> String {
+    format!("{}\u{1f}{}", r.model, r.provider)
+}
+
+/// Adds a batch to the rollups, in the writer's transaction.
+pub(super) fn add_batch(
+    txn: &redb::WriteTransaction,
+    batch: &[StoredRequest],
+) -> Result<(), redb::Error> {
+    let mut deltas: BTreeMap<(u64, String), Rollup> = BTreeMap::new();
+    for r in batch {
+        deltas
+            .entry((r.time_ms / 60_000, series(r)))
+            .or_default()
+            .add(r);
+    }
+    let mut table = txn.open_table(ROLLUPS)?;
+    for ((minute, series), delta) in deltas {
+        let mut row: Rollup = table
+            .get((minute, series.as_str()))?
+            .and_then(|v| serde_json::from_slice(v.value()).ok())
+            .unwrap_or_default();
+        row.merge(&delta);
+        let json = serde_json::to_vec(&row).expect("rollups serialize");
+        table.insert((minute, series.as_str()), json.as_slice())?;
+    }
+    Ok(())
+}
+
+/// Deletes rollups of minutes before `cutoff_ms`.
+pub(super) fn expire(txn: &redb::WriteTransaction, cutoff_ms: u64) -> Result<(), redb::Error> {
+    let mut table = txn.open_table(ROLLUPS)?;
+    table.retain_in((0u64, "")..(cutoff_ms / 60_000, ""), |_, _| false)?;
+    Ok(())
+}
+
+/// One rollup row read back.
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    /// Start of the minute (ms since the epoch).
+    pub minute_ms: u64,
+    /// Model alias.
+    pub model: String,
+    /// Provider.
+    pub provider: String,
+    /// The totals.
+    pub rollup: Rollup,
+}
+
+/// The rollups of minutes in `[from_ms, to_ms)`.
+pub fn read(store: &Store, from_ms: u64, to_ms: u64) -> Result<Vec<Row>, redb::Error> {
+    let txn = store.db().begin_read()?;
+    let table = txn.open_table(ROLLUPS)?;
+    let mut rows = Vec::new();
+    let from = (from_ms / 60_000, "");
+    let to = (to_ms.div_ceil(60_000), "");
+    for entry in table.range(from..to)? {
+        let (key, value) = entry?;
+        let (minute, series) = key.value();
+        let (model, provider) = series.split_once('\u{1f}').unwrap_or((series, ""));
+        if let Ok(rollup) = serde_json::from_slice(value.value()) {
+            rows.push(Row {
+                minute_ms: minute * 60_000,
+                model: model.to_string(),
+                provider: provider.to_string(),
+                rollup,
+            });
+        }
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_read_bucket_bounds() {
+        let mut h = vec![0; LATENCY_BOUNDS_MS.len() + 1];
+        h[bucket(8.0)] += 50;
+        h[bucket(400.0)] += 49;
+        h[bucket(200_000.0)] += 1;
+        assert_eq!(quantile(&h, 0.5), Some(10.0));
+        assert_eq!(quantile(&h, 0.9), Some(500.0));
+        assert_eq!(quantile(&h, 1.0), Some(f64::INFINITY));
+        assert_eq!(quantile(&[0, 0], 0.5), None);
+    }
+}
