@@ -447,7 +447,7 @@ fn open_error(path: &Path, e: redb::DatabaseError) -> anyhow::Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     pub(crate) fn record(id: &str, time_ms: u64) -> StoredRequest {

@@ -196,3 +196,63 @@ mod tests {
         assert_eq!(quantile(&[0, 0], 0.5), None);
     }
 }
+
+/// How the console's queries scale: a million records over a week, then the
+/// reads the console makes, timed. Run with
+/// `cargo test -p llmgate --release -- --ignored --nocapture million`.
+#[cfg(test)]
+mod scale {
+    use std::time::Instant;
+
+    use super::super::query::{self, Filter};
+    use super::super::tests::{record, tempdir};
+    use super::super::{Store, unix_ms};
+    use super::read;
+    use crate::config::schema::StorageConfig;
+
+    #[test]
+    #[ignore = "takes a minute; run by hand to measure"]
+    fn a_million_records() {
+        let store = Store::open(&tempdir().join("million.redb"), &StorageConfig::default()).unwrap();
+        let now = unix_ms();
+        let week = 7 * 86_400_000u64;
+        let started = Instant::now();
+        let mut sequence = 0;
+        for chunk in 0..200u64 {
+            let batch: Vec<_> = (0..5_000u64)
+                .map(|i| {
+                    let n = chunk * 5_000 + i;
+                    let mut r = record(&format!("r{n}"), now - week + n * week / 1_000_000);
+                    r.model = ["smart", "fast", "cheap", "vision"][(n % 4) as usize].into();
+                    r.provider = ["a", "b"][(n % 7 % 2) as usize].into();
+                    r.latency_ms = (n % 3000) as f64;
+                    if n % 50 == 0 {
+                        r.status = 500;
+                    }
+                    r
+                })
+                .collect();
+            store.write(&batch, &mut sequence).unwrap();
+        }
+        println!("wrote 1,000,000 records in {:?}", started.elapsed());
+        let t = Instant::now();
+        let rows = read(&store, now - week, now + 1).unwrap();
+        println!("rollups for the week: {} rows in {:?}", rows.len(), t.elapsed());
+        let t = Instant::now();
+        let rows = read(&store, now - 3_600_000, now + 1).unwrap();
+        println!("rollups for the last hour: {} rows in {:?}", rows.len(), t.elapsed());
+        let t = Instant::now();
+        let page = query::list(&store, &Filter::default(), 50, None, 100_000).unwrap();
+        println!("newest page of 50: {:?}", t.elapsed());
+        assert_eq!(page.items.len(), 50);
+        let t = Instant::now();
+        let filter = Filter { model: Some("vision".into()), status: Some("error".into()), ..Filter::default() };
+        let page = query::list(&store, &filter, 50, None, 100_000).unwrap();
+        println!("filtered page (vision, errors): {} items in {:?}", page.items.len(), t.elapsed());
+        let t = Instant::now();
+        let one = query::get(&store, "r123456").unwrap();
+        println!("one request by id: {:?}", t.elapsed());
+        assert!(one.is_some());
+        store.close();
+    }
+}
