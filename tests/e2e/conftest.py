@@ -159,6 +159,42 @@ def provider(name: str, url: str, keys=(PROVIDER_KEY,), timeout_ms: int = 2000, 
     )
 
 
+def wait_for(condition, timeout=10.0, what="condition"):
+    """Polls `condition` until it returns something truthy, and returns that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def dialect_providers(mock_url: str) -> str:
+    """Providers `oai`, `ant` and `goog`: the mock in each dialect."""
+    return textwrap.dedent(
+        f"""
+        [[providers]]
+        name = "oai"
+        adapter = "openai"
+        base_url = "{mock_url}/v1"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[providers]]
+        name = "ant"
+        adapter = "anthropic"
+        base_url = "{mock_url}"
+        keys = ["{PROVIDER_KEY}"]
+
+        [[providers]]
+        name = "goog"
+        adapter = "gemini"
+        base_url = "{mock_url}"
+        keys = ["{PROVIDER_KEY}"]
+        """
+    )
+
+
 def mock_stats(mock) -> dict:
     return httpx.get(f"{mock.url}/mock/stats").json()
 

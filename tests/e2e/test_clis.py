@@ -14,7 +14,7 @@ import textwrap
 
 import pytest
 
-from conftest import PROVIDER_KEY, ROOT, Mock
+from conftest import PROVIDER_KEY, ROOT, Mock, dialect_providers
 
 CLIS = {
     "@anthropic-ai/claude-code": "2.1.197",
@@ -57,23 +57,6 @@ def cli_gateway(tmp_path_factory):
         api_keys = ["{KEY}"]
         admin_token = "${{LLMGATE_E2E_ADMIN_TOKEN}}"
 
-        [[providers]]
-        name = "oai"
-        adapter = "openai"
-        base_url = "{mock.url}/v1"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "ant"
-        adapter = "anthropic"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "goog"
-        adapter = "gemini"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
 
         [[models]]
         name = "via-openai"
@@ -87,7 +70,7 @@ def cli_gateway(tmp_path_factory):
         name = "via-gemini"
         routes = [{{ provider = "goog", model = "gemini-notools" }}]
         """
-    )
+    ) + dialect_providers(mock.url)
     gw = Gateway(config, tmp)
     yield gw
     gw.stop()

@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import ADMIN_TOKEN, CLIENT_KEY, Mock, PROVIDER_KEY, gateway_config, mock_stats, provider
+from conftest import wait_for, ADMIN_TOKEN, CLIENT_KEY, Mock, PROVIDER_KEY, gateway_config, mock_stats, provider
 
 PING = [{"role": "user", "content": "ping"}]
 
@@ -37,14 +37,6 @@ def all_requests(gw, **filters) -> list[dict]:
             return items
 
 
-def wait_for(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def metric(text: str, name: str, **labels) -> float:

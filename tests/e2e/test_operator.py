@@ -17,6 +17,7 @@ import openai
 import pytest
 
 from conftest import (
+    wait_for,
     ADMIN_TOKEN, BIN_DIR, CLIENT_KEY, PROVIDER_KEY, Mock, free_port, gateway_config, mock_stats, provider,
 )
 
@@ -28,14 +29,6 @@ def client(gw, base: str = "/v1") -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}{base}", api_key=CLIENT_KEY, max_retries=0)
 
 
-def wait_for(condition, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def generation(gw) -> int:

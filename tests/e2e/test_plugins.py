@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from conftest import BIN_DIR, CLIENT_KEY, PROVIDER_KEY, ROOT, gateway_config, provider
+from conftest import wait_for, BIN_DIR, CLIENT_KEY, PROVIDER_KEY, ROOT, gateway_config, provider
 
 PING = [{"role": "user", "content": "ping"}]
 REPLY = "Hello from mock! You said: ping"
@@ -42,14 +42,6 @@ def client(gw) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{gw.url}/v1", api_key=CLIENT_KEY, max_retries=0)
 
 
-def wait_for(condition, timeout=15.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def loaded(gw) -> dict:
