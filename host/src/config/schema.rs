@@ -146,6 +146,16 @@ pub struct StorageConfig {
     /// How often the writer commits what is queued.
     #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: u64,
+    /// Memory redb may use to cache pages of the file.
+    #[serde(default = "default_cache_mb")]
+    pub cache_mb: usize,
+}
+
+fn default_cache_mb() -> usize {
+    // The log is written far more than read: the writer needs the pages it
+    // appends to, the console reads a few rollups. redb's own default (1 GiB)
+    // made a gateway's memory grow with its log.
+    16
 }
 
 fn yes() -> bool {
@@ -186,6 +196,7 @@ impl Default for StorageConfig {
             max_records: default_max_records(),
             queue_capacity: default_queue_capacity(),
             flush_interval_ms: default_flush_interval_ms(),
+            cache_mb: default_cache_mb(),
         }
     }
 }

@@ -170,7 +170,10 @@ impl Store {
                 anyhow::anyhow!("creating the store directory {}: {e}", dir.display())
             })?;
         }
-        let db = Database::create(path).map_err(|e| open_error(path, e))?;
+        let db = Database::builder()
+            .set_cache_size(config.cache_mb.max(1) << 20)
+            .create(path)
+            .map_err(|e| open_error(path, e))?;
         let txn = db.begin_write()?;
         txn.open_table(REQUESTS)?;
         txn.open_table(REQUEST_IDS)?;
