@@ -316,17 +316,27 @@ fn timeseries(
 ) -> Result<Value, redb::Error> {
     use crate::store::rollup::{self, Rollup};
     use std::collections::BTreeMap;
-    // About sixty bars whatever the range, in whole minutes.
-    let bucket = bucket
-        .unwrap_or_else(|| (to.saturating_sub(from) / 60).max(60_000))
-        .div_ceil(60_000)
-        .max(1)
-        * 60_000;
+    // About sixty bars whatever the range, in whole minutes, or whole hours
+    // once bars are an hour or longer.
+    let bucket = bucket.unwrap_or_else(|| (to.saturating_sub(from) / 60).max(60_000));
+    let unit = if bucket >= 3_600_000 {
+        3_600_000
+    } else {
+        60_000
+    };
+    let bucket = bucket.div_ceil(unit).max(1) * unit;
     let start = from / bucket * bucket;
     let slots = (to.saturating_sub(start)).div_ceil(bucket).max(1) as usize;
     let mut series: BTreeMap<String, (Vec<Rollup>, Rollup)> = BTreeMap::new();
     let mut total = Rollup::default();
-    for row in rollup::read(store, from, to)? {
+    // Hour-sized bars read the hourly rollups: a month is then 720 rows a
+    // series instead of 43,200.
+    let rows = if bucket % 3_600_000 == 0 {
+        rollup::read_hourly(store, from, to)?
+    } else {
+        rollup::read(store, from, to)?
+    };
+    for row in rows {
         let name = match group_by {
             "provider" => row.provider.clone(),
             "none" => "all".to_string(),

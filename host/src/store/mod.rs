@@ -179,6 +179,7 @@ impl Store {
         txn.open_table(REQUEST_IDS)?;
         txn.open_table(CONFIG)?;
         txn.open_table(rollup::ROLLUPS)?;
+        txn.open_table(rollup::HOURLY)?;
         txn.commit()?;
         let store = Arc::new(Store {
             db: Arc::new(db),

@@ -1,4 +1,4 @@
-//! Per-minute rollups of the request log, kept by the writer in the same
+//! Per-minute and per-hour rollups of the request log, kept by the writer in the same
 //! transaction as the records: requests, errors, tokens and latency/TTFT
 //! histograms by (minute, model, provider). Dashboards read these, so a
 //! chart over a month costs a few thousand rows, not a million records.
@@ -12,6 +12,9 @@ use super::{Store, StoredRequest};
 
 /// (minute since the epoch, "model\u{1f}provider") -> [`Rollup`] as JSON.
 pub(super) const ROLLUPS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("rollups");
+/// The same by hour, for long ranges: a month is 720 rows a series, not 43,200.
+pub(super) const HOURLY: TableDefinition<(u64, &str), &[u8]> =
+    TableDefinition::new("rollups_hourly");
 
 /// Latency bucket upper bounds (ms): LLM answers take from milliseconds to
 /// minutes; percentiles read from these are the bucket's upper bound.
@@ -117,14 +120,26 @@ pub(super) fn add_batch(
     txn: &redb::WriteTransaction,
     batch: &[StoredRequest],
 ) -> Result<(), redb::Error> {
+    for (table, span_ms) in [(ROLLUPS, 60_000), (HOURLY, 3_600_000)] {
+        add_to(txn, table, span_ms, batch)?;
+    }
+    Ok(())
+}
+
+fn add_to(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<(u64, &str), &[u8]>,
+    span_ms: u64,
+    batch: &[StoredRequest],
+) -> Result<(), redb::Error> {
     let mut deltas: BTreeMap<(u64, String), Rollup> = BTreeMap::new();
     for r in batch {
         deltas
-            .entry((r.time_ms / 60_000, series(r)))
+            .entry((r.time_ms / span_ms, series(r)))
             .or_default()
             .add(r);
     }
-    let mut table = txn.open_table(ROLLUPS)?;
+    let mut table = txn.open_table(table)?;
     for ((minute, series), delta) in deltas {
         let mut row: Rollup = table
             .get((minute, series.as_str()))?
@@ -141,13 +156,15 @@ pub(super) fn add_batch(
 pub(super) fn expire(txn: &redb::WriteTransaction, cutoff_ms: u64) -> Result<(), redb::Error> {
     let mut table = txn.open_table(ROLLUPS)?;
     table.retain_in((0u64, "")..(cutoff_ms / 60_000, ""), |_, _| false)?;
+    let mut table = txn.open_table(HOURLY)?;
+    table.retain_in((0u64, "")..(cutoff_ms / 3_600_000, ""), |_, _| false)?;
     Ok(())
 }
 
 /// One rollup row read back.
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
-    /// Start of the minute (ms since the epoch).
+    /// Start of the minute (or hour) (ms since the epoch).
     pub minute_ms: u64,
     /// Model alias.
     pub model: String,
@@ -159,18 +176,34 @@ pub struct Row {
 
 /// The rollups of minutes in `[from_ms, to_ms)`.
 pub fn read(store: &Store, from_ms: u64, to_ms: u64) -> Result<Vec<Row>, redb::Error> {
+    read_span(store, ROLLUPS, 60_000, from_ms, to_ms)
+}
+
+/// The rollups of hours in `[from_ms, to_ms)` (whole hours: the first and
+/// last may reach outside the range).
+pub fn read_hourly(store: &Store, from_ms: u64, to_ms: u64) -> Result<Vec<Row>, redb::Error> {
+    read_span(store, HOURLY, 3_600_000, from_ms, to_ms)
+}
+
+fn read_span(
+    store: &Store,
+    table: TableDefinition<(u64, &str), &[u8]>,
+    span_ms: u64,
+    from_ms: u64,
+    to_ms: u64,
+) -> Result<Vec<Row>, redb::Error> {
     let txn = store.db().begin_read()?;
-    let table = txn.open_table(ROLLUPS)?;
+    let table = txn.open_table(table)?;
     let mut rows = Vec::new();
-    let from = (from_ms / 60_000, "");
-    let to = (to_ms.div_ceil(60_000), "");
+    let from = (from_ms / span_ms, "");
+    let to = (to_ms.div_ceil(span_ms), "");
     for entry in table.range(from..to)? {
         let (key, value) = entry?;
         let (minute, series) = key.value();
         let (model, provider) = series.split_once('\u{1f}').unwrap_or((series, ""));
         if let Ok(rollup) = serde_json::from_slice(value.value()) {
             rows.push(Row {
-                minute_ms: minute * 60_000,
+                minute_ms: minute * span_ms,
                 model: model.to_string(),
                 provider: provider.to_string(),
                 rollup,
@@ -207,13 +240,14 @@ mod scale {
     use super::super::query::{self, Filter};
     use super::super::tests::{record, tempdir};
     use super::super::{Store, unix_ms};
-    use super::read;
+    use super::{read, read_hourly};
     use crate::config::schema::StorageConfig;
 
     #[test]
     #[ignore = "takes a minute; run by hand to measure"]
     fn a_million_records() {
-        let store = Store::open(&tempdir().join("million.redb"), &StorageConfig::default()).unwrap();
+        let store =
+            Store::open(&tempdir().join("million.redb"), &StorageConfig::default()).unwrap();
         let now = unix_ms();
         let week = 7 * 86_400_000u64;
         let started = Instant::now();
@@ -237,18 +271,41 @@ mod scale {
         println!("wrote 1,000,000 records in {:?}", started.elapsed());
         let t = Instant::now();
         let rows = read(&store, now - week, now + 1).unwrap();
-        println!("rollups for the week: {} rows in {:?}", rows.len(), t.elapsed());
+        println!(
+            "rollups for the week: {} rows in {:?}",
+            rows.len(),
+            t.elapsed()
+        );
+        let t = Instant::now();
+        let rows = read_hourly(&store, now - week, now + 1).unwrap();
+        println!(
+            "hourly rollups for the week: {} rows in {:?}",
+            rows.len(),
+            t.elapsed()
+        );
         let t = Instant::now();
         let rows = read(&store, now - 3_600_000, now + 1).unwrap();
-        println!("rollups for the last hour: {} rows in {:?}", rows.len(), t.elapsed());
+        println!(
+            "rollups for the last hour: {} rows in {:?}",
+            rows.len(),
+            t.elapsed()
+        );
         let t = Instant::now();
         let page = query::list(&store, &Filter::default(), 50, None, 100_000).unwrap();
         println!("newest page of 50: {:?}", t.elapsed());
         assert_eq!(page.items.len(), 50);
         let t = Instant::now();
-        let filter = Filter { model: Some("vision".into()), status: Some("error".into()), ..Filter::default() };
+        let filter = Filter {
+            model: Some("vision".into()),
+            status: Some("error".into()),
+            ..Filter::default()
+        };
         let page = query::list(&store, &filter, 50, None, 100_000).unwrap();
-        println!("filtered page (vision, errors): {} items in {:?}", page.items.len(), t.elapsed());
+        println!(
+            "filtered page (vision, errors): {} items in {:?}",
+            page.items.len(),
+            t.elapsed()
+        );
         let t = Instant::now();
         let one = query::get(&store, "r123456").unwrap();
         println!("one request by id: {:?}", t.elapsed());
