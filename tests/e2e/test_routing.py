@@ -56,7 +56,11 @@ def test_quota_exhausted_provider_is_skipped_under_concurrency(mock, start_gatew
     assert replies == [REPLY] * 100
     tried = mock_stats(mock)["models"].get("mock-fail-quota", 0)
     print(f"\nquota-exhausted provider tried {tried} times for 100 concurrent streamed requests")
-    assert 1 <= tried <= 5
+    # Requests that picked the key before its first 429 came back still
+    # reach it: 2-5 on an idle machine, 6 once under a loaded CI run. A
+    # half-open state (one probe at a time) would make it exactly 1; without
+    # any cooldown it would be 100.
+    assert 1 <= tried <= 10
 
 
 def test_a_revoked_key_leaves_rotation_without_taking_the_provider_down(mock, start_gateway):
