@@ -10,6 +10,7 @@ import time
 import anthropic
 import openai
 import pytest
+from playwright.sync_api import expect
 
 from conftest import ADMIN_TOKEN, CLIENT_KEY, PROVIDER_KEY, ROOT, provider
 
@@ -99,7 +100,9 @@ def test_every_page_shows_the_scripted_load(loaded_gateway, browser):
     shot(page, "logs")
     page.fill("input[name=model]", "failover")
     page.click("#filters button")
-    page.wait_for_function("document.querySelectorAll('#log-table tbody tr.clickable').length === 2")
+    # (Locator waits, not wait_for_function: the console's CSP forbids eval,
+    # which playwright's string predicates need.)
+    expect(page.locator("#log-table tbody tr.clickable")).to_have_count(2)
     # The older one: the second found the failing backend cooling down.
     page.click("#log-table tbody tr.clickable >> nth=1")
     page.wait_for_selector("#attempts")
