@@ -198,6 +198,8 @@ struct FileStamp {
 #[derive(Clone)]
 pub struct PluginRegistry {
     engine: Engine,
+    /// `host-log` and WASI, defined once for every component.
+    linker: Arc<Linker<PluginState>>,
     limits: Limits,
     cache_dir: Option<PathBuf>,
     adapters: BTreeMap<String, Arc<AdapterPlugin>>,
@@ -218,6 +220,7 @@ impl PluginRegistry {
         let engine = new_engine(&limits)?;
         start_epoch_ticker(&engine);
         let mut registry = PluginRegistry {
+            linker: Arc::new(linker(&engine)?),
             engine,
             limits,
             cache_dir,
@@ -240,6 +243,7 @@ impl PluginRegistry {
         let engine = new_engine(&limits)?;
         start_epoch_ticker(&engine);
         Ok(PluginRegistry {
+            linker: Arc::new(linker(&engine)?),
             engine,
             limits,
             cache_dir: None,
@@ -365,8 +369,7 @@ impl PluginRegistry {
 
     fn add(&mut self, name: &str, bytes: &[u8], origin: Origin) -> anyhow::Result<()> {
         let component = compile(&self.engine, bytes, self.cache_dir.as_deref())?;
-        let linker = linker(&self.engine)?;
-        let pre = linker.instantiate_pre(&component)?;
+        let pre = self.linker.instantiate_pre(&component)?;
         let name_arc: Arc<str> = Arc::from(name);
         let mut info = PluginInfo {
             name: name.to_string(),

@@ -539,3 +539,38 @@ impl Encoder {
         vec![event("error", error_value(500, err))]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_messages_inside_the_conversation_keep_their_place() {
+        let body = br#"{"model":"m","max_tokens":10,"system":"first","messages":[
+            {"role":"user","content":"hi"},
+            {"role":"system","content":[{"type":"text","text":"later rule"}]},
+            {"role":"assistant","content":"ok"}]}"#;
+        let decoded = decode_request(body).unwrap();
+        let canonical: Value = serde_json::from_slice(&decoded.canonical).unwrap();
+        let roles: Vec<(&str, &str)> = canonical["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["role"].as_str().unwrap(),
+                    m["content"].as_str().unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            roles,
+            [
+                ("system", "first"),
+                ("user", "hi"),
+                ("system", "later rule"),
+                ("assistant", "ok")
+            ]
+        );
+    }
+}
