@@ -109,3 +109,7 @@ def test_embeddings_fail_over_and_are_recorded(gw, mock):
     assert record["input_tokens"] == 3, "usage as the upstream reported it"
     with pytest.raises(openai.NotFoundError):
         c.embeddings.create(model="nope", input="x")
+    # Token arrays cannot be translated to Gemini: a 400 in OpenAI's shape.
+    with pytest.raises(openai.BadRequestError) as caught:
+        c.embeddings.create(model="emb-google", input=[[1, 2, 3]])
+    assert "token arrays" in caught.value.message
