@@ -11,6 +11,7 @@ pub mod balance;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod log_output;
 pub mod metrics;
 pub mod plugin_build;
 pub mod plugins;

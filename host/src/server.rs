@@ -334,7 +334,7 @@ async fn handle(
             let beta_headers = beta_headers(req.headers(), dialect);
             match read_request(&runtime, req).await {
                 Ok((key_id, body)) => {
-                    let id = format!("{:016x}", proxy::random_u64());
+                    let id = crate::store::new_request_id();
                     let span = tracing::info_span!("request", id = %id);
                     let mut call = Call {
                         id,

@@ -447,6 +447,13 @@ impl Runtime {
                 // Keep connections warm between bursts; providers close idle
                 // ones after about two minutes.
                 .pool_idle_timeout(Duration::from_secs(90))
+                // A provider API that redirects is misconfigured; following
+                // would resend the body (and, same host, the key) elsewhere.
+                .redirect(reqwest::redirect::Policy::none())
+                // Retrying is the failover loop's job, with cooldowns and
+                // the attempt trail; reqwest's own retry layer would also
+                // clone every request in case it retries.
+                .retry(reqwest::retry::never())
                 .default_headers(default_headers);
             // Unset: the usual HTTPS_PROXY / NO_PROXY environment applies.
             // Empty: no proxy at all, whatever the environment says.

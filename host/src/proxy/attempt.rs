@@ -127,7 +127,7 @@ pub async fn run(
         add_route_headers(&mut response, record);
     }
     add_translation_notes(&mut response, record);
-    record.emit();
+    record.emit_after_response();
     Ok(response)
 }
 

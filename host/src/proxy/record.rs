@@ -147,6 +147,23 @@ impl RequestRecord {
         self.error = Some(err.to_string());
     }
 
+    /// Finishes the record once the answer is written: a spawned task runs
+    /// only after the connection's task yields, which it does after writing
+    /// the response, so a whole answer does not wait for the log line,
+    /// metrics and store hand-off (about a tenth of the gateway's time per
+    /// request). Its latency then runs to the last byte written, as a
+    /// stream's does.
+    pub fn emit_after_response(&mut self) {
+        use tracing::Instrument;
+        let mut record = self.hand_over();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { record.emit() }.instrument(tracing::Span::current()));
+            }
+            Err(_) => record.emit(),
+        }
+    }
+
     /// Moves the record out (to a stream that finishes it later), leaving
     /// a spent one behind that will not be written.
     pub fn hand_over(&mut self) -> RequestRecord {
@@ -213,8 +230,8 @@ impl RequestRecord {
             error_kind = self.error_kind.map(|k| k.as_str()).unwrap_or(""),
             attempts = %self.trail(),
             stream = self.stream,
-            latency_ms = latency.as_secs_f64() * 1000.0,
-            ttft_ms = self.ttft.map(|t| t.as_secs_f64() * 1000.0).unwrap_or(0.0),
+            latency_ms = millis(latency),
+            ttft_ms = self.ttft.map_or(0.0, millis),
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
             cached_tokens = usage.cached_input_tokens.unwrap_or(0),
@@ -298,6 +315,12 @@ impl RequestRecord {
             });
         }
     }
+}
+
+/// Milliseconds to the microsecond, which prints short (`0.167`, not
+/// `0.16715100000000002`).
+fn millis(d: Duration) -> f64 {
+    d.as_micros() as f64 / 1000.0
 }
 
 impl Drop for RequestRecord {

@@ -11,9 +11,14 @@
 //!
 //! Layout: table `requests` maps a time-ordered `u64` (arrival time in
 //! microseconds, shifted left 10 bits, plus a sequence number) to the
-//! record as JSON; table `request_ids` maps the gateway's request id to that
-//! key. JSON keeps the format readable and lets fields be added without a
-//! migration. Queries are in [`query`].
+//! record as JSON. The gateway's request id *is* that key in hex
+//! ([`new_request_id`]), so finding a record by id is one lookup and every
+//! insert lands at the right edge of one B-tree. (An index from random ids
+//! to keys cost more than everything else the writer does: random inserts
+//! touch, and so rewrite, most of the index's pages at every commit.) Table
+//! `request_ids` is only for the rare record whose key could not be its id
+//! (a clock stepped back onto a used key). JSON keeps the format readable
+//! and lets fields be added without a migration. Queries are in [`query`].
 
 pub mod query;
 pub mod rollup;
@@ -279,16 +284,20 @@ impl Store {
             let mut json = Vec::with_capacity(1024);
             for record in batch {
                 *sequence = sequence.wrapping_add(1);
-                let mut key = record_key(record.time_ms * 1000, *sequence);
-                // Two records in the same microsecond with sequence numbers
-                // 1024 apart: take the next free key.
+                let from_id = key_of_id(&record.id, record.time_ms);
+                let mut key =
+                    from_id.unwrap_or_else(|| record_key(record.time_ms * 1000, *sequence));
+                // Taken (a clock stepped back, or an id not made here): the
+                // next free key, found again through `request_ids`.
                 while requests.get(key)?.is_some() {
                     key += 1;
                 }
                 json.clear();
                 serde_json::to_writer(&mut json, record).expect("records serialize");
                 requests.insert(key, json.as_slice())?;
-                ids.insert(record.id.as_str(), key)?;
+                if from_id != Some(key) {
+                    ids.insert(record.id.as_str(), key)?;
+                }
             }
         }
         rollup::add_batch(&txn, batch)?;
@@ -307,13 +316,17 @@ impl Store {
             let mut requests = txn.open_table(REQUESTS)?;
             let mut ids = txn.open_table(REQUEST_IDS)?;
             let over = requests.len()?.saturating_sub(max_records);
+            // Only the rare records listed in `request_ids` need their id read.
+            let indexed = !ids.is_empty()?;
             let mut gone: Vec<String> = Vec::new();
             while removed < RETENTION_BATCH {
                 let (key, id) = {
                     let Some((key, value)) = requests.first()? else {
                         break;
                     };
-                    let id = serde_json::from_slice::<IdOnly>(value.value()).ok();
+                    let id = indexed
+                        .then(|| serde_json::from_slice::<IdOnly>(value.value()).ok())
+                        .flatten();
                     (key.value(), id.map(|i| i.id))
                 };
                 if key >= cutoff && removed >= over {
@@ -419,9 +432,42 @@ fn record_key(time_us: u64, sequence: u64) -> u64 {
     (time_us << 10) | (sequence & 0x3ff)
 }
 
+/// A new request id: the key its record will be stored under, as 16 hex
+/// digits. Keys are strictly increasing within the process (at least one
+/// more than the last, at least the current time), so two requests never
+/// share one, and they sort by arrival.
+pub fn new_request_id() -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = record_key(unix_us(), 0);
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .expect("the update always succeeds");
+    format!("{:016x}", now.max(previous + 1))
+}
+
+/// The key a request id made by [`new_request_id`] stands for, if `id` is
+/// one and its time agrees with the record's (within an hour: ids from
+/// elsewhere fall back to the `request_ids` table).
+fn key_of_id(id: &str, time_ms: u64) -> Option<u64> {
+    if id.len() != 16 {
+        return None;
+    }
+    let key = u64::from_str_radix(id, 16).ok()?;
+    (key_time_ms(key).abs_diff(time_ms) <= 3_600_000).then_some(key)
+}
+
 /// The arrival time (ms) a key encodes.
 fn key_time_ms(key: u64) -> u64 {
     (key >> 10) / 1000
+}
+
+/// Microseconds since the Unix epoch.
+fn unix_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 /// Milliseconds since the Unix epoch.
@@ -572,6 +618,18 @@ pub(crate) mod tests {
         assert_eq!(store.queue_depth(), 2);
         store.close();
         assert_eq!(store.stats.written.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn request_ids_are_increasing_keys_of_their_time() {
+        let before = unix_ms();
+        let ids: Vec<String> = (0..2000).map(|_| new_request_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "strictly increasing");
+        let key = key_of_id(&ids[0], before).expect("an id is a key");
+        assert!(key_time_ms(key).abs_diff(before) < 1000);
+        // Not one of ours: a random id of the same shape, a short one.
+        assert_eq!(key_of_id("93f4bbb62545fabb", before), None);
+        assert_eq!(key_of_id("r1", before), None);
     }
 
     #[test]

@@ -79,14 +79,25 @@ pub struct Page {
 /// One record by request id.
 pub fn get(store: &Store, id: &str) -> Result<Option<StoredRequest>, redb::Error> {
     let txn = store.db().begin_read()?;
-    let ids = txn.open_table(REQUEST_IDS)?;
-    let Some(key) = ids.get(id)?.map(|k| k.value()) else {
-        return Ok(None);
-    };
     let requests = txn.open_table(REQUESTS)?;
-    Ok(requests
-        .get(key)?
-        .and_then(|v| serde_json::from_slice(v.value()).ok()))
+    let read = |key: u64| -> Result<Option<StoredRequest>, redb::Error> {
+        Ok(requests
+            .get(key)?
+            .and_then(|v| serde_json::from_slice::<StoredRequest>(v.value()).ok())
+            .filter(|r| r.id == id))
+    };
+    // Ids are keys (see `new_request_id`); the table is for the exceptions.
+    if let Ok(key) = u64::from_str_radix(id, 16)
+        && id.len() == 16
+        && let Some(record) = read(key)?
+    {
+        return Ok(Some(record));
+    }
+    let ids = txn.open_table(REQUEST_IDS)?;
+    match ids.get(id)?.map(|k| k.value()) {
+        Some(key) => read(key),
+        None => Ok(None),
+    }
 }
 
 /// Up to `limit` records matching `filter`, newest first, older than
