@@ -209,8 +209,8 @@ def pct(values, p):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--seconds", type=int, default=5, help="duration of each wrk measurement")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds per case")
+    ap.add_argument("--seconds", type=int, default=3, help="duration of each wrk measurement")
+    ap.add_argument("--rounds", type=int, default=6, help="interleaved rounds per case")
     ap.add_argument("--stream-requests", type=int, default=10, help="streamed requests per target per round")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args()

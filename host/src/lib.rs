@@ -17,6 +17,7 @@ pub mod plugin_build;
 pub mod plugins;
 pub mod proxy;
 pub mod reload;
+pub mod sched;
 pub mod server;
 pub mod sse;
 pub mod store;

@@ -140,8 +140,17 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         ),
     };
     let gateway = llmgate::load(source)?;
+    // Request threads cut in on background bursts (the store's writer); see sched.rs.
+    let short_slices = llmgate::sched::prefer_short_slices();
+    tracing::debug!(
+        short_slices,
+        "asked the kernel for short slices on request threads"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(|| {
+            llmgate::sched::prefer_short_slices();
+        })
         .build()?;
     runtime.block_on(llmgate::serve(gateway, shutdown_signal()))
 }

@@ -123,8 +123,40 @@ pub struct Provider {
     pub options_json: String,
     /// Pooled HTTP client for this provider.
     pub http: reqwest::Client,
+    /// Parsed upstream URLs by path, see [`Provider::url`].
+    pub urls: UrlCache,
     /// Operator rules reclassifying this provider's errors, in order.
     pub error_rules: Vec<ErrorRule>,
+}
+
+impl Provider {
+    /// The upstream URL for `path_and_query` (which the adapter built).
+    /// Parsing a URL is a tenth of what the gateway spends on a small
+    /// request, and a provider sees few distinct paths, so each is parsed
+    /// once and cloned after.
+    pub fn url(&self, path_and_query: &str) -> Result<reqwest::Url, String> {
+        let mut urls = self.urls.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(url) = urls.get(path_and_query) {
+            return Ok(url.clone());
+        }
+        let url = reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query))
+            .map_err(|e| e.to_string())?;
+        // Paths carrying something per request (an id) would grow the map
+        // without bound; past the cap they are parsed every time.
+        if urls.len() < UrlCache::CAPACITY {
+            urls.insert(path_and_query.to_string(), url.clone());
+        }
+        Ok(url)
+    }
+}
+
+/// Parsed URLs by path and query, for [`Provider::url`].
+#[derive(Debug, Default)]
+pub struct UrlCache(std::sync::Mutex<HashMap<String, reqwest::Url>>);
+
+impl UrlCache {
+    /// Distinct paths kept per provider.
+    pub const CAPACITY: usize = 256;
 }
 
 /// Failover and cooldown settings, as durations.
@@ -502,6 +534,7 @@ impl Runtime {
                 stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
                 options_json,
                 http,
+                urls: UrlCache::default(),
                 error_rules: rules
                     .iter()
                     .filter(|(only, _)| only.as_ref().is_none_or(|n| n == &p.name))

@@ -143,9 +143,13 @@ pub struct StorageConfig {
     /// (and counted) rather than slowing requests down.
     #[serde(default = "default_queue_capacity")]
     pub queue_capacity: usize,
-    /// How often the writer commits what is queued.
+    /// How often the writer commits what is queued (visible to the admin API).
     #[serde(default = "default_flush_interval_ms")]
     pub flush_interval_ms: u64,
+    /// How often a commit is made durable (fsync); the commits between are
+    /// not, and a kill -9 loses at most this plus `flush_interval_ms`.
+    #[serde(default = "default_sync_interval_ms")]
+    pub sync_interval_ms: u64,
     /// Memory redb may use to cache pages of the file.
     #[serde(default = "default_cache_mb")]
     pub cache_mb: usize,
@@ -182,9 +186,17 @@ fn default_queue_capacity() -> usize {
 }
 
 fn default_flush_interval_ms() -> u64 {
-    // A commit (one fsync) per interval, not per request; a kill -9 loses
-    // at most this much.
+    // A commit per interval, not per request: records show in the admin
+    // API within a fifth of a second.
     200
+}
+
+fn default_sync_interval_ms() -> u64 {
+    // Each fsync sets off a burst of kernel work (writeback, then ext4's
+    // completion work) that delays requests on every core; one per 600 ms
+    // instead of one per commit cut the store's share of the p99. With the
+    // flush interval, a kill -9 loses at most 0.8 s of records.
+    600
 }
 
 impl Default for StorageConfig {
@@ -196,6 +208,7 @@ impl Default for StorageConfig {
             max_records: default_max_records(),
             queue_capacity: default_queue_capacity(),
             flush_interval_ms: default_flush_interval_ms(),
+            sync_interval_ms: default_sync_interval_ms(),
             cache_mb: default_cache_mb(),
         }
     }

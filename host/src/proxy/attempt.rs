@@ -335,12 +335,23 @@ pub fn request_builder(
             plugin: provider.adapter.name().to_string(),
             message: format!("built a request with the invalid method '{method}'"),
         })?;
-    let mut url = format!("{}{}", provider.base_url, path_and_query);
+    let invalid_url = |e: String| GatewayError::Plugin {
+        plugin: provider.adapter.name().to_string(),
+        message: format!(
+            "built an invalid URL '{}{path_and_query}': {e}",
+            provider.base_url
+        ),
+    };
+    let mut url = provider.url(path_and_query).map_err(invalid_url)?;
     if let (AuthPlacement::Query(param), Some(key)) = (auth, key) {
-        url.push(if url.contains('?') { '&' } else { '?' });
-        url.push_str(param);
-        url.push('=');
-        url.push_str(&percent_encode(key));
+        let mut query = url.query().unwrap_or("").to_string();
+        if !query.is_empty() {
+            query.push('&');
+        }
+        query.push_str(param);
+        query.push('=');
+        query.push_str(&percent_encode(key));
+        url.set_query(Some(&query));
     }
     let mut builder = provider.http.request(method, url).body(body);
     for Header { name, value } in headers {

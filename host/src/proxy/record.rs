@@ -218,6 +218,12 @@ impl RequestRecord {
         });
         let provider = last.map(|a| a.provider.as_str()).unwrap_or("");
         let upstream_model = last.map(|a| a.model.as_str()).unwrap_or("");
+        // Fields that are empty for most requests (no error, not streamed,
+        // no cache, no translation) are left out rather than printed as
+        // zeros: the line is written for every request, and formatting is
+        // most of what it costs.
+        let nonzero = |n: Option<u32>| n.filter(|&n| n > 0);
+        let notes = (!self.notes.is_empty()).then(|| self.notes.join("; "));
         tracing::info!(
             target: "llmgate::request",
             request_id = %self.id,
@@ -227,16 +233,16 @@ impl RequestRecord {
             provider,
             upstream_model,
             status = self.status,
-            error_kind = self.error_kind.map(|k| k.as_str()).unwrap_or(""),
+            error_kind = self.error_kind.map(|k| k.as_str()),
             attempts = %self.trail(),
             stream = self.stream,
             latency_ms = millis(latency),
-            ttft_ms = self.ttft.map_or(0.0, millis),
+            ttft_ms = self.ttft.map(millis),
             input_tokens = usage.input_tokens,
             output_tokens = usage.output_tokens,
-            cached_tokens = usage.cached_input_tokens.unwrap_or(0),
-            reasoning_tokens = usage.reasoning_tokens.unwrap_or(0),
-            translation_notes = %self.notes.join("; "),
+            cached_tokens = nonzero(usage.cached_input_tokens),
+            reasoning_tokens = nonzero(usage.reasoning_tokens),
+            translation_notes = notes.as_deref(),
             "request"
         );
 

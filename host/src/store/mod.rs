@@ -4,7 +4,9 @@
 //! Requests never wait on the disk. [`Store::submit`] pushes the record onto
 //! an in-memory queue under a mutex and returns; one writer thread wakes
 //! every `flush_interval`, takes the whole queue and commits it in one
-//! transaction (one fsync). The writer is not woken per record: on a busy
+//! transaction, made durable (fsync) once per `sync_interval`: the commits
+//! between are visible to readers at once and persisted by the next durable
+//! one (redb rolls back to the last durable commit after a crash). The writer is not woken per record: on a busy
 //! core a wake-up per request is a context switch, which costs more than
 //! the record itself (the same lesson as the log writer, see `main.rs`).
 //! When the queue is full, new records are dropped, counted and logged.
@@ -199,6 +201,9 @@ impl Store {
         let writer = Writer {
             store: Arc::clone(&store),
             flush_every: Duration::from_millis(config.flush_interval_ms.max(1)),
+            sync_every: Duration::from_millis(config.sync_interval_ms),
+            synced_at: Instant::now(),
+            unsynced: false,
             max_age: Duration::from_secs(u64::from(config.retention_days) * 86_400),
             max_records: config.max_records,
             sequence: 0,
@@ -275,9 +280,24 @@ impl Store {
         &self.db
     }
 
-    /// Commits `batch` in one transaction. `sequence` makes keys unique.
-    fn write(&self, batch: &[StoredRequest], sequence: &mut u64) -> Result<(), redb::Error> {
-        let txn = self.db.begin_write()?;
+    /// Makes every earlier commit durable: an empty commit with an fsync.
+    fn sync(&self) -> Result<(), redb::Error> {
+        self.db.begin_write()?.commit()?;
+        Ok(())
+    }
+
+    /// Commits `batch` in one transaction, with an fsync if `durable`.
+    /// `sequence` makes keys unique.
+    fn write(
+        &self,
+        batch: &[StoredRequest],
+        sequence: &mut u64,
+        durable: bool,
+    ) -> Result<(), redb::Error> {
+        let mut txn = self.db.begin_write()?;
+        if !durable {
+            txn.set_durability(redb::Durability::None)?;
+        }
         {
             let mut requests = txn.open_table(REQUESTS)?;
             let mut ids = txn.open_table(REQUEST_IDS)?;
@@ -362,12 +382,22 @@ struct IdOnly {
 struct Writer {
     store: Arc<Store>,
     flush_every: Duration,
+    sync_every: Duration,
+    /// When the last durable commit was made.
+    synced_at: Instant,
+    /// Whether commits were made since then.
+    unsynced: bool,
     max_age: Duration,
     max_records: u64,
     sequence: u64,
 }
 
 impl Writer {
+    fn synced(&mut self) {
+        self.synced_at = Instant::now();
+        self.unsynced = false;
+    }
+
     fn run(mut self) {
         let mut last_retention: Option<Instant> = None;
         loop {
@@ -379,7 +409,7 @@ impl Writer {
                     .expect("closing lock");
                 *guard
             };
-            self.flush();
+            self.flush(false);
             if last_retention.is_none_or(|at| at.elapsed() >= RETENTION_EVERY) {
                 last_retention = Some(Instant::now());
                 match self.store.expire(self.max_age, self.max_records) {
@@ -392,24 +422,42 @@ impl Writer {
                 }
             }
             if closing {
-                // Records submitted while the last batch was written.
-                self.flush();
+                // Records submitted while the last batch was written; durable.
+                self.flush(true);
                 return;
             }
         }
     }
 
-    fn flush(&mut self) {
+    /// Commits what is queued; durably when `closing` or a sync is due.
+    /// With nothing queued, commits nothing, but still makes earlier
+    /// commits durable when a sync is due, so a quiet gateway's records
+    /// reach the disk within a sync interval too.
+    fn flush(&mut self, closing: bool) {
         let batch = std::mem::take(&mut *self.store.queue.lock().expect("queue lock"));
+        let durable = closing || self.synced_at.elapsed() >= self.sync_every;
         if batch.is_empty() {
+            if durable && self.unsynced {
+                match self.store.sync() {
+                    Ok(()) => self.synced(),
+                    Err(e) => tracing::error!(
+                        "syncing the request log {} failed: {e}",
+                        self.store.path.display()
+                    ),
+                }
+            }
             return;
         }
-        match self.store.write(&batch, &mut self.sequence) {
+        match self.store.write(&batch, &mut self.sequence, durable) {
             Ok(()) => {
                 self.store
                     .stats
                     .written
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                match durable {
+                    true => self.synced(),
+                    false => self.unsynced = true,
+                }
             }
             Err(e) => {
                 self.store
@@ -552,6 +600,36 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn commits_between_syncs_are_visible_at_once_and_durable_at_close() {
+        let dir = tempdir();
+        let path = dir.join("log.redb");
+        let quick = StorageConfig {
+            flush_interval_ms: 10,
+            sync_interval_ms: 3_600_000,
+            ..config()
+        };
+        let store = Store::open(&path, &quick).unwrap();
+        let id = new_request_id();
+        store.submit(record(&id, unix_ms()));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while query::get(&store, &id).unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "a non-durable commit is readable"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        store.close();
+        drop(store);
+        let store = Store::open(&path, &quick).unwrap();
+        assert!(
+            query::get(&store, &id).unwrap().is_some(),
+            "closing synced it"
+        );
+        store.close();
+    }
+
+    #[test]
     fn a_locked_file_is_a_clear_error() {
         let dir = tempdir();
         let path = dir.join("log.redb");
@@ -585,7 +663,7 @@ pub(crate) mod tests {
         let batch: Vec<_> = (0..10)
             .map(|i| record(&format!("r{i}"), now - (9 - i) * day))
             .collect();
-        store.write(&batch, &mut sequence).unwrap();
+        store.write(&batch, &mut sequence, true).unwrap();
         // Older than 5 days: r0..r3 (9, 8, 7, 6 days old) go.
         let removed = store
             .expire(Duration::from_secs(5 * 86_400 + 3600), 100)

@@ -344,7 +344,7 @@ mod tests {
             batch.push(r);
         }
         let mut seq = 0;
-        store.write(&batch, &mut seq).unwrap();
+        store.write(&batch, &mut seq, true).unwrap();
         store
     }
 

@@ -266,7 +266,7 @@ mod scale {
                     r
                 })
                 .collect();
-            store.write(&batch, &mut sequence).unwrap();
+            store.write(&batch, &mut sequence, true).unwrap();
         }
         println!("wrote 1,000,000 records in {:?}", started.elapsed());
         let t = Instant::now();
