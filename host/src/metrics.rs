@@ -133,14 +133,19 @@ pub struct RequestOutcome<'a> {
     pub failovers: u64,
 }
 
+/// upstream model → outcome → attempts, for one provider.
+type AttemptsByModel = BTreeMap<String, BTreeMap<&'static str, u64>>;
+
 /// The gateway's own counters. Gauges and counters kept elsewhere are added
 /// at render time by the caller (see `admin::metrics`).
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// model alias → provider → series.
     requests: Mutex<BTreeMap<String, BTreeMap<String, RequestSeries>>>,
-    /// (provider, upstream model, outcome) → attempts.
-    attempts: Mutex<BTreeMap<(String, String, &'static str), u64>>,
+    /// provider → upstream model → outcome → attempts. Nested so that
+    /// counting one (every request does) looks up borrowed names and
+    /// allocates nothing once the series exists.
+    attempts: Mutex<BTreeMap<String, AttemptsByModel>>,
     /// model alias → failovers (attempts that failed and moved on).
     failovers: Mutex<BTreeMap<String, u64>>,
     /// (provider, scope `key`/`backend`, error kind) → cooldowns started.
@@ -192,12 +197,16 @@ impl Metrics {
 
     /// Counts one upstream attempt.
     pub fn attempt(&self, provider: &str, model: &str, outcome: &'static str) {
-        *self
-            .attempts
-            .lock()
-            .expect("metrics lock")
-            .entry((provider.to_string(), model.to_string(), outcome))
-            .or_default() += 1;
+        let mut attempts = self.attempts.lock().expect("metrics lock");
+        let by_model = match attempts.get_mut(provider) {
+            Some(m) => m,
+            None => attempts.entry(provider.to_string()).or_default(),
+        };
+        let by_outcome = match by_model.get_mut(model) {
+            Some(o) => o,
+            None => by_model.entry(model.to_string()).or_default(),
+        };
+        *by_outcome.entry(outcome).or_default() += 1;
     }
 
     /// Counts a cooldown started on a key or a backend.
@@ -287,14 +296,20 @@ impl Metrics {
             "counter",
             "Upstream attempts by backend and outcome (ok or error kind).",
         );
-        for ((provider, model, outcome), n) in self.attempts.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "llmgate_upstream_attempts_total{{provider=\"{}\",upstream_model=\"{}\",outcome=\"{outcome}\"}} {n}",
-                esc(provider),
-                esc(model)
-            );
+        let attempts = self.attempts.lock().expect("metrics lock");
+        for (provider, by_model) in attempts.iter() {
+            for (model, by_outcome) in by_model {
+                for (outcome, n) in by_outcome {
+                    let _ = writeln!(
+                        out,
+                        "llmgate_upstream_attempts_total{{provider=\"{}\",upstream_model=\"{}\",outcome=\"{outcome}\"}} {n}",
+                        esc(provider),
+                        esc(model)
+                    );
+                }
+            }
         }
+        drop(attempts);
         header(
             out,
             "llmgate_failovers_total",
