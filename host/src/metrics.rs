@@ -408,6 +408,24 @@ mod tests {
     }
 
     #[test]
+    fn attempts_count_per_backend_and_outcome() {
+        let m = Metrics::default();
+        for outcome in ["ok", "ok", "rate_limited"] {
+            m.attempt("a", "m1", outcome);
+        }
+        m.attempt("a", "m2", "ok");
+        let mut out = String::new();
+        m.render(&mut out);
+        for line in [
+            "llmgate_upstream_attempts_total{provider=\"a\",upstream_model=\"m1\",outcome=\"ok\"} 2\n",
+            "llmgate_upstream_attempts_total{provider=\"a\",upstream_model=\"m1\",outcome=\"rate_limited\"} 1\n",
+            "llmgate_upstream_attempts_total{provider=\"a\",upstream_model=\"m2\",outcome=\"ok\"} 1\n",
+        ] {
+            assert!(out.contains(line), "{line} in {out}");
+        }
+    }
+
+    #[test]
     fn requests_count_by_outcome_and_tokens() {
         let m = Metrics::default();
         let usage = Usage {

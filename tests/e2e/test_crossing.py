@@ -12,7 +12,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from conftest import CLIENT_KEY, PROVIDER_KEY
+from conftest import CLIENT_KEY, PROVIDER_KEY, dialect_providers
 
 BACKENDS = {"openai": "via-openai", "anthropic": "via-anthropic", "gemini": "via-gemini"}
 ARGS = {"query": "ping"}
@@ -27,24 +27,6 @@ def gw(mock, start_gateway):
         [server]
         listen = "{{listen}}"
         api_keys = ["${{LLMGATE_E2E_CLIENT_KEY}}"]
-
-        [[providers]]
-        name = "oai"
-        adapter = "openai"
-        base_url = "{mock.url}/v1"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "ant"
-        adapter = "anthropic"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "goog"
-        adapter = "gemini"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
 
         [[providers]]
         name = "resp"
@@ -84,7 +66,7 @@ def gw(mock, start_gateway):
           {{ provider = "ant", model = "claude-mock", priority = 2 }},
         ]
         """
-    ))
+    ) + dialect_providers(mock.url))
 
 
 def openai_conversation(gw, model):

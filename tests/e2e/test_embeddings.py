@@ -12,7 +12,7 @@ import pytest
 from google import genai
 from google.genai import types
 
-from conftest import CLIENT_KEY, PROVIDER_KEY, mock_stats
+from conftest import CLIENT_KEY, dialect_providers, mock_stats
 
 
 @pytest.fixture
@@ -23,24 +23,6 @@ def gw(mock, start_gateway):
         listen = "{{listen}}"
         api_keys = ["${{LLMGATE_E2E_CLIENT_KEY}}"]
         admin_token = "${{LLMGATE_E2E_ADMIN_TOKEN}}"
-
-        [[providers]]
-        name = "oai"
-        adapter = "openai"
-        base_url = "{mock.url}/v1"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "goog"
-        adapter = "gemini"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
-
-        [[providers]]
-        name = "ant"
-        adapter = "anthropic"
-        base_url = "{mock.url}"
-        keys = ["{PROVIDER_KEY}"]
 
         [[models]]
         name = "emb-openai"
@@ -59,7 +41,7 @@ def gw(mock, start_gateway):
           {{ provider = "goog", model = "text-embedding-004", priority = 3 }},
         ]
         """
-    ))
+    ) + dialect_providers(mock.url))
 
 
 def expected(text: str, dims: int = 3) -> list[float]:

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response};
+use http::Response;
 
 use super::attempt::{classify_failure, request_builder, transport_message};
 use super::record::{AttemptRecord, RequestRecord};
-use super::{Call, error_response, failover, order_routes, summarize};
+use super::{Call, failover, order_routes, summarize};
 use crate::balance::KeyChoice;
 use crate::config::Runtime;
 use crate::error::GatewayError;
@@ -29,18 +29,8 @@ pub async fn embeddings(
 ) -> Response<ResponseBody> {
     let mut record = RequestRecord::new(&call);
     record.endpoint = "embeddings";
-    let mut response = match route(&runtime, &call, path_model, &mut record).await {
-        Ok(response) => response,
-        Err(err) => {
-            record.fail(&err);
-            record.emit();
-            error_response(&call.ingress, &err)
-        }
-    };
-    if let Ok(id) = HeaderValue::from_str(&call.id) {
-        response.headers_mut().insert("x-request-id", id);
-    }
-    response
+    let result = route(&runtime, &call, path_model, &mut record).await;
+    super::answer(&call, &mut record, result)
 }
 
 async fn route(
@@ -157,7 +147,7 @@ async fn route(
                         record.status = 200;
                         record.usage = parsed.usage;
                         record.capture_response(&out);
-                        record.emit();
+                        record.emit_after_response();
                         return Ok(Response::builder()
                             .status(200)
                             .header("content-type", "application/json")

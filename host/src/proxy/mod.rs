@@ -89,6 +89,16 @@ pub fn summarize(body: &[u8]) -> Result<Summary<'_>, GatewayError> {
 pub async fn chat(runtime: Arc<Runtime>, call: Call) -> Response<ResponseBody> {
     let mut record = RequestRecord::new(&call);
     let result = route_and_send(&runtime, &call, &mut record).await;
+    answer(&call, &mut record, result)
+}
+
+/// What the client gets: the pipeline's response, or its error rendered in
+/// the client's dialect (and recorded), with `x-request-id` either way.
+fn answer(
+    call: &Call,
+    record: &mut RequestRecord,
+    result: Result<Response<ResponseBody>, GatewayError>,
+) -> Response<ResponseBody> {
     let mut response = match result {
         Ok(response) => response,
         Err(err) => {
