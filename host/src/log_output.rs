@@ -14,8 +14,12 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
+
+use tracing::field::{Field, Visit};
 use tracing::{Level, Metadata};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 
 /// How long an info line may wait: a person tailing the log does not notice.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
@@ -100,6 +104,82 @@ impl<'a> MakeWriter<'a> for LogOutput {
     }
 }
 
+/// Text-format fields as `name=value`, like tracing-subscriber's default
+/// (strings quoted and escaped, the message bare), without its per-field
+/// styling layers: with twenty fields on every request's line, those were
+/// half of what the line cost, colours or not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainFields;
+
+impl<'writer> FormatFields<'writer> for PlainFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> std::fmt::Result {
+        let mut visitor = PlainVisitor {
+            writer,
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'a> {
+    writer: Writer<'a>,
+    first: bool,
+    result: std::fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    fn write(&mut self, field: &Field, value: std::fmt::Arguments<'_>) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if std::mem::replace(&mut self.first, false) {
+            ""
+        } else {
+            " "
+        };
+        let name = field.name();
+        self.result = if name == "message" {
+            write!(self.writer, "{separator}{value}")
+        } else {
+            let name = name.strip_prefix("r#").unwrap_or(name);
+            write!(self.writer, "{separator}{name}={value}")
+        };
+    }
+}
+
+impl Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.write(field, format_args!("{value}"));
+        } else {
+            // Quoted and escaped: values can come from clients (model names).
+            self.write(field, format_args!("{value:?}"));
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.write(field, format_args!("{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.write(field, format_args!("{value}"));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.write(field, format_args!("{value}"));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.write(field, format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.write(field, format_args!("{value:?}"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +194,58 @@ mod tests {
             .write_all(b"a warning\n")
             .unwrap();
         assert!(PENDING.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn plain_fields_look_like_the_default_ones() {
+        use tracing_subscriber::layer::SubscriberExt;
+        #[derive(Clone, Default)]
+        struct Captured(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let lines = |plain: bool| {
+            let out = Captured::default();
+            let writer = out.clone();
+            let layer = tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_ansi(false)
+                .with_writer(move || writer.clone());
+            let emit = || {
+                let span = tracing::info_span!("request", id = "abc");
+                let _entered = span.enter();
+                let absent: Option<&str> = None;
+                tracing::info!(
+                    r#type = "chat",
+                    model = "a \"quoted\"\nname",
+                    shown = %"display",
+                    count = 3u64,
+                    signed = -2i64,
+                    ok = true,
+                    ms = 0.25,
+                    absent,
+                    present = Some("x"),
+                    "request"
+                );
+            };
+            if plain {
+                let subscriber = tracing_subscriber::registry().with(layer.fmt_fields(PlainFields));
+                tracing::subscriber::with_default(subscriber, emit);
+            } else {
+                let subscriber = tracing_subscriber::registry().with(layer);
+                tracing::subscriber::with_default(subscriber, emit);
+            }
+            String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+        };
+        let plain = lines(true);
+        assert_eq!(plain, lines(false));
+        assert!(plain.contains(r#"model="a \"quoted\"\nname""#), "{plain}");
     }
 
     #[test]

@@ -585,6 +585,14 @@ fn new_engine(limits: &Limits) -> anyhow::Result<Engine> {
     pooling.total_tables(2048);
     pooling.max_memory_size(limits.max_memory_bytes);
     let mut config = Config::new();
+    // For valgrind (examples/bench/callgrind): its address space cannot
+    // hold the pool's reservation (4 GiB per memory), so a small pool.
+    if std::env::var_os("LLMGATE_SMALL_PLUGIN_POOL").is_some() {
+        pooling.total_component_instances(64);
+        pooling.total_core_instances(64);
+        pooling.total_memories(12);
+        pooling.total_tables(64);
+    }
     config
         .epoch_interruption(true)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));

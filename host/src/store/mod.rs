@@ -157,6 +157,9 @@ pub struct Store {
     closing: (Mutex<bool>, Condvar),
     closed: AtomicBool,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// The largest record key written: a new key above it cannot be taken,
+    /// so only keys at or below it are looked up before an insert.
+    newest_key: AtomicU64,
     /// Counters.
     pub stats: StoreStats,
 }
@@ -182,7 +185,11 @@ impl Store {
             .create(path)
             .map_err(|e| open_error(path, e))?;
         let txn = db.begin_write()?;
-        txn.open_table(REQUESTS)?;
+        let newest_key = {
+            use redb::ReadableTable;
+            let requests = txn.open_table(REQUESTS)?;
+            requests.last()?.map_or(0, |(key, _)| key.value())
+        };
         txn.open_table(REQUEST_IDS)?;
         txn.open_table(CONFIG)?;
         txn.open_table(rollup::ROLLUPS)?;
@@ -196,6 +203,7 @@ impl Store {
             closing: (Mutex::new(false), Condvar::new()),
             closed: AtomicBool::new(false),
             writer: Mutex::new(None),
+            newest_key: AtomicU64::new(newest_key),
             stats: StoreStats::default(),
         });
         let writer = Writer {
@@ -298,6 +306,7 @@ impl Store {
         if !durable {
             txn.set_durability(redb::Durability::None)?;
         }
+        let mut newest = self.newest_key.load(Ordering::Relaxed);
         {
             let mut requests = txn.open_table(REQUESTS)?;
             let mut ids = txn.open_table(REQUEST_IDS)?;
@@ -308,10 +317,14 @@ impl Store {
                 let mut key =
                     from_id.unwrap_or_else(|| record_key(record.time_ms * 1000, *sequence));
                 // Taken (a clock stepped back, or an id not made here): the
-                // next free key, found again through `request_ids`.
-                while requests.get(key)?.is_some() {
-                    key += 1;
+                // next free key, found again through `request_ids`. Ids made
+                // here increase, so this is rarely more than a comparison.
+                if key <= newest {
+                    while requests.get(key)?.is_some() {
+                        key += 1;
+                    }
                 }
+                newest = newest.max(key);
                 json.clear();
                 serde_json::to_writer(&mut json, record).expect("records serialize");
                 requests.insert(key, json.as_slice())?;
@@ -322,6 +335,7 @@ impl Store {
         }
         rollup::add_batch(&txn, batch)?;
         txn.commit()?;
+        self.newest_key.fetch_max(newest, Ordering::Relaxed);
         Ok(())
     }
 

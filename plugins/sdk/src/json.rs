@@ -157,14 +157,37 @@ fn skip_ws(body: &[u8], mut pos: usize) -> usize {
 /// `pos` is at the opening quote; returns the index just past the closing one.
 fn skip_string(body: &[u8], pos: usize) -> Result<usize, NotAnObject> {
     let mut i = pos + 1;
-    while i < body.len() {
+    loop {
+        // Prompts are mostly string content: jump to the next quote or
+        // backslash eight bytes at a time instead of matching every byte.
+        i = find_quote_or_backslash(body, i).ok_or(NotAnObject("unterminated string"))?;
         match body[i] {
-            b'\\' => i += 2,
             b'"' => return Ok(i + 1),
-            _ => i += 1,
+            _ => i += 2,
         }
     }
-    Err(NotAnObject("unterminated string"))
+}
+
+/// The index of the first `"` or `\\` at or after `from`.
+fn find_quote_or_backslash(body: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_ne_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_ne_bytes([b'\\'; 8]);
+    // A byte of `x` is zero where the word matched; `(x - 1) & !x & 0x80`
+    // flags zero bytes. Borrows can flag bytes above a real zero, never
+    // below one, so the lowest flag is always a true match.
+    let zero_bytes = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let mut i = from;
+    while let Some(chunk) = body.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        let found = zero_bytes(word ^ QUOTES) | zero_bytes(word ^ BACKSLASHES);
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    (i..body.len()).find(|&j| matches!(body[j], b'"' | b'\\'))
 }
 
 /// `pos` is at a value's first byte; returns the index just past it.
@@ -280,6 +303,23 @@ mod tests {
             .map(|m| std::str::from_utf8(&body[m.value.clone()]).unwrap())
             .collect();
         assert_eq!(values, [r#"[1, {"x": "]"}]"#, "null", "-1.5e3"]);
+    }
+
+    #[test]
+    fn strings_are_skipped_whatever_the_alignment_of_quotes_and_escapes() {
+        // Every position of a quote or escape relative to the 8-byte words.
+        for pad in 0..20 {
+            let filler = "x".repeat(pad);
+            for inner in [r#"\""#, r#"\\"#, r#"a\"b\\"#, r#"\u00e9é"#, ""] {
+                let body = format!(r#"{{"a":"{filler}{inner}{filler}","b":"{inner}","m":1}}"#);
+                let m = members(body.as_bytes()).unwrap();
+                let keys: Vec<&str> =
+                    m.iter().map(|m| &body[m.raw_key.clone()]).collect();
+                assert_eq!(keys, ["a", "b", "m"], "{body}");
+                assert_eq!(&body[m[2].value.clone()], "1", "{body}");
+            }
+        }
+        assert!(members(br#"{"a":"0123456789abcdef\"}"#).is_err());
     }
 
     #[test]

@@ -115,20 +115,26 @@ pub fn build_request(ctx: &CallContext, body: &[u8]) -> Result<UpstreamRequest, 
     })
 }
 
-#[derive(Deserialize)]
-struct UsageOnly {
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
-}
-
 /// Reads a non-streamed chat response. Native calls forward the upstream
 /// body as it is; translated calls get it back as the canonical body.
+///
+/// Only `usage` is parsed: the rest (mostly the answer's text) is skimmed
+/// for its structure, which is all a pass-through needs and costs a
+/// fraction of parsing it. Translated bodies are parsed whole later, by the
+/// client's encoder.
 pub fn parse_response(body: &[u8], native: bool) -> Result<ParsedResponse, PluginError> {
-    let peek: UsageOnly = serde_json::from_slice(body)
-        .map_err(|e| PluginError::upstream(format!("unreadable upstream response: {e}")))?;
+    let unreadable = |e: &dyn std::fmt::Display| {
+        PluginError::upstream(format!("unreadable upstream response: {e}"))
+    };
+    let members = json::members(body).map_err(|e| unreadable(&e))?;
+    let usage = match json::find(body, &members, "usage") {
+        Some(m) => serde_json::from_slice::<Option<OpenAiUsage>>(&body[m.value.clone()])
+            .map_err(|e| unreadable(&e))?,
+        None => None,
+    };
     Ok(ParsedResponse {
         body: (!native).then(|| body.to_vec()),
-        usage: peek.usage.map(Usage::from),
+        usage: usage.map(Usage::from),
     })
 }
 
