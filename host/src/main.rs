@@ -20,7 +20,7 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Text,
     Json,
@@ -112,10 +112,12 @@ fn init_logging(format: LogFormat) {
         llmgate::log_output::flush();
         default_hook(info);
     }));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(llmgate::log_output::LogOutput)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+        .with_ansi(ansi);
+    llmgate::log_output::set_plain_text(format == LogFormat::Text && !ansi);
     match format {
         LogFormat::Text => builder.fmt_fields(llmgate::log_output::PlainFields).init(),
         LogFormat::Json => builder.json().init(),
@@ -146,7 +148,13 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
         short_slices,
         "asked the kernel for short slices on request threads"
     );
-    let runtime = runtime_for(std::thread::available_parallelism().map_or(1, |n| n.get()))
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tracing::info!(
+        cores,
+        "{} runtime",
+        if cores == 1 { "current-thread" } else { "multi-thread" }
+    );
+    let runtime = runtime_for(cores)
         .enable_all()
         .on_thread_start(|| {
             llmgate::sched::prefer_short_slices();

@@ -62,7 +62,7 @@ class Mock:
 class Gateway:
     """One llmgate process serving a config written for the test."""
 
-    def __init__(self, config: str, tmp: Path, port: int | None = None):
+    def __init__(self, config: str, tmp: Path, port: int | None = None, cpus: str | None = None):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = tmp / "llmgate.toml"
@@ -76,8 +76,9 @@ class Gateway:
             RUST_LOG="info",
         )
         env.pop("LLMGATE_DATA_DIR", None)
+        pin = ["taskset", "-c", cpus] if cpus else []
         self.proc = subprocess.Popen(
-            [str(_binary("llmgate")), "serve", "--config", str(self.config_path)],
+            [*pin, str(_binary("llmgate")), "serve", "--config", str(self.config_path)],
             stdout=self.log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -231,8 +232,8 @@ def gateway_config(mock_url: str, extra_providers: str = "", models: str = "", s
 def start_gateway(tmp_path):
     started = []
 
-    def start(config: str, port: int | None = None, tmp: Path | None = None) -> Gateway:
-        gw = Gateway(config, tmp or tmp_path, port)
+    def start(config: str, port: int | None = None, tmp: Path | None = None, cpus: str | None = None) -> Gateway:
+        gw = Gateway(config, tmp or tmp_path, port, cpus)
         started.append(gw)
         return gw
 

@@ -343,6 +343,41 @@ def test_sigterm_lets_a_stream_finish_and_flushes_the_log(start_gateway, tmp_pat
         slow.stop()
 
 
+def test_on_one_core_a_current_thread_runtime_serves_concurrent_streams(start_gateway):
+    # One allowed core (taskset, a container's CPU quota) switches the
+    # runtime flavour; everything else must work the same.
+    slow = Mock("--key", PROVIDER_KEY, "--chunks", "6", "--delay-ms", "30")
+    try:
+        gw = start_gateway(gateway_config(slow.url), cpus="0")
+        wait_for(lambda: "current-thread runtime" in gw.logs(), what="the runtime line")
+        results = []
+
+        def one(i: int):
+            if i % 2:
+                chunks = client(gw).chat.completions.create(model="smart", messages=PING, stream=True)
+                text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+            else:
+                text = client(gw).chat.completions.create(model="smart", messages=PING).choices[0].message.content
+            results.append(text)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(16)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+        assert len(results) == 16 and all(r.startswith("Hello from mock!") for r in results), results
+        records = wait_for(lambda: (r := all_requests(gw)) and len(r) == 16 and r)
+        assert all(r["status"] == 200 for r in records)
+        # Served side by side, not one after another: streams overlap in time.
+        spans = [(r["time_ms"], r["time_ms"] + r["latency_ms"]) for r in records if r["stream"]]
+        assert any(a[0] < b[1] and b[0] < a[1] for i, a in enumerate(spans) for b in spans[i + 1:]), spans
+        gw.proc.send_signal(signal.SIGTERM)
+        assert gw.proc.wait(timeout=10) == 0
+        assert "request log flushed" in gw.logs()
+    finally:
+        slow.stop()
+
+
 def test_a_corrupt_or_locked_store_is_a_clear_startup_error(mock, start_gateway, tmp_path):
     gw = start_gateway(gateway_config(mock.url))
     other = tmp_path / "other"

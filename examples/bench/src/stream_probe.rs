@@ -3,38 +3,84 @@
 //! (no runtime between the wire and the clock).
 //!
 //! ```text
-//! stream-probe ADDR PATH BODY_FILE KEY REQUESTS
+//! stream-probe REQUESTS STAGGER_MS TARGET...     TARGET = ADDR,PATH,BODY_FILE,KEY
 //! ```
 //!
-//! Prints one JSON object: `{"ttfb_us": [...], "max_gap_us": [...], "events": [...]}`.
+//! Each of the REQUESTS rounds streams from every target at once, target
+//! `i` starting `i * STAGGER_MS` after the first: the streams of one round
+//! share the machine's weather (these VMs stall in phases), so a proxy's
+//! figures can be compared with the direct stream's of the same round,
+//! while the stagger keeps their requests and chunks from arriving together.
+//!
+//! Prints a JSON array, one object per target in order:
+//! `{"ttfb_us": [...], "max_gap_us": [...], "events": [...]}`.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+struct Target {
+    addr: String,
+    path: String,
+    body: Vec<u8>,
+    key: String,
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 6 {
-        eprintln!("usage: stream-probe ADDR PATH BODY_FILE KEY REQUESTS");
+    if args.len() < 4 {
+        eprintln!("usage: stream-probe REQUESTS STAGGER_MS ADDR,PATH,BODY_FILE,KEY...");
         std::process::exit(2);
     }
-    let (addr, path, key) = (&args[1], &args[2], &args[4]);
-    let body = std::fs::read(&args[3]).expect("reading the body file");
-    let requests: usize = args[5].parse().expect("REQUESTS is a number");
-    let (mut ttfb, mut max_gap, mut events) = (Vec::new(), Vec::new(), Vec::new());
+    let requests: usize = args[1].parse().expect("REQUESTS is a number");
+    let stagger = Duration::from_millis(args[2].parse().expect("STAGGER_MS is a number"));
+    let targets: Vec<Target> = args[3..]
+        .iter()
+        .map(|spec| {
+            let parts: Vec<&str> = spec.split(',').collect();
+            assert_eq!(parts.len(), 4, "a target is ADDR,PATH,BODY_FILE,KEY: {spec}");
+            Target {
+                addr: parts[0].into(),
+                path: parts[1].into(),
+                body: std::fs::read(parts[2]).expect("reading a body file"),
+                key: parts[3].into(),
+            }
+        })
+        .collect();
+    let mut results = vec![(Vec::new(), Vec::new(), Vec::new()); targets.len()];
     for _ in 0..requests {
-        let (t, g, e) = one(addr, path, &body, key);
-        ttfb.push(t);
-        max_gap.push(g);
-        events.push(e);
+        let round: Vec<(u64, u64, u64)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    scope.spawn(move || {
+                        std::thread::sleep(stagger * i as u32);
+                        one(&t.addr, &t.path, &t.body, &t.key)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().expect("a probe thread")).collect()
+        });
+        for ((ttfb, gap, events), (t, g, e)) in results.iter_mut().zip(round) {
+            ttfb.push(t);
+            gap.push(g);
+            events.push(e);
+        }
     }
     let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    println!(
-        "{{\"ttfb_us\":[{}],\"max_gap_us\":[{}],\"events\":[{}]}}",
-        list(&ttfb),
-        list(&max_gap),
-        list(&events)
-    );
+    let objects: Vec<String> = results
+        .iter()
+        .map(|(ttfb, gap, events)| {
+            format!(
+                "{{\"ttfb_us\":[{}],\"max_gap_us\":[{}],\"events\":[{}]}}",
+                list(ttfb),
+                list(gap),
+                list(events)
+            )
+        })
+        .collect();
+    println!("[{}]", objects.join(","));
 }
 
 /// One request: (µs to the first `data:` byte, largest µs between reads

@@ -224,27 +224,33 @@ impl RequestRecord {
         // most of what it costs.
         let nonzero = |n: Option<u32>| n.filter(|&n| n > 0);
         let notes = (!self.notes.is_empty()).then(|| self.notes.join("; "));
-        tracing::info!(
-            target: "llmgate::request",
-            request_id = %self.id,
-            key = %self.key_id,
-            ingress = %self.ingress,
-            model = %self.alias,
+        let line = LogLine {
+            id: &self.id,
+            key_id: &self.key_id,
+            ingress: &self.ingress,
+            model: &self.alias,
             provider,
             upstream_model,
-            status = self.status,
-            error_kind = self.error_kind.map(|k| k.as_str()),
-            attempts = %self.trail(),
-            stream = self.stream,
-            latency_ms = millis(latency),
-            ttft_ms = self.ttft.map(millis),
-            input_tokens = usage.input_tokens,
-            output_tokens = usage.output_tokens,
-            cached_tokens = nonzero(usage.cached_input_tokens),
-            reasoning_tokens = nonzero(usage.reasoning_tokens),
-            translation_notes = notes.as_deref(),
-            "request"
-        );
+            status: self.status,
+            error_kind: self.error_kind.map(|k| k.as_str()),
+            attempts: self.trail(),
+            stream: self.stream,
+            latency_ms: millis(latency),
+            ttft_ms: self.ttft.map(millis),
+            input_tokens: usage.input_tokens,
+            output_tokens: usage.output_tokens,
+            cached_tokens: nonzero(usage.cached_input_tokens),
+            reasoning_tokens: nonzero(usage.reasoning_tokens),
+            translation_notes: notes.as_deref(),
+        };
+        if crate::log_output::plain_text()
+            && tracing::enabled!(target: "llmgate::request", tracing::Level::INFO)
+        {
+            let span = format!("request{{id={}}}", self.id);
+            crate::log_output::info_line(&span, "llmgate::request", &line.plain_fields());
+        } else {
+            line.event();
+        }
 
         let metrics = &self.recorder.metrics;
         metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -325,6 +331,102 @@ impl RequestRecord {
 
 /// Milliseconds to the microsecond, which prints short (`0.167`, not
 /// `0.16715100000000002`).
+/// The fields of the line every request logs. Fields that are empty for
+/// most requests (no error, not streamed, no cache, no translation) are left
+/// out rather than printed as zeros.
+struct LogLine<'a> {
+    id: &'a str,
+    key_id: &'a str,
+    ingress: &'a str,
+    model: &'a str,
+    provider: &'a str,
+    upstream_model: &'a str,
+    status: u16,
+    error_kind: Option<&'a str>,
+    attempts: String,
+    stream: bool,
+    latency_ms: f64,
+    ttft_ms: Option<f64>,
+    input_tokens: u32,
+    output_tokens: u32,
+    cached_tokens: Option<u32>,
+    reasoning_tokens: Option<u32>,
+    translation_notes: Option<&'a str>,
+}
+
+impl LogLine<'_> {
+    /// As a tracing event (JSON logs, colours, or a filter that wants it).
+    fn event(&self) {
+        tracing::info!(
+            target: "llmgate::request",
+            request_id = %self.id,
+            key = %self.key_id,
+            ingress = %self.ingress,
+            model = self.model,
+            provider = self.provider,
+            upstream_model = self.upstream_model,
+            status = self.status,
+            error_kind = self.error_kind,
+            attempts = %self.attempts,
+            stream = self.stream,
+            latency_ms = self.latency_ms,
+            ttft_ms = self.ttft_ms,
+            input_tokens = self.input_tokens,
+            output_tokens = self.output_tokens,
+            cached_tokens = self.cached_tokens,
+            reasoning_tokens = self.reasoning_tokens,
+            translation_notes = self.translation_notes,
+            "request"
+        );
+    }
+
+    /// The same fields as [`Self::event`] gives them in plain text, formatted
+    /// directly (see `log_output::info_line`). Strings are quoted and
+    /// escaped (the model is the client's); the gateway's own names are not.
+    fn plain_fields(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(320);
+        let _ = write!(
+            out,
+            "request request_id={} key={} ingress={} model={:?} provider={:?} \
+             upstream_model={:?} status={}",
+            self.id,
+            self.key_id,
+            self.ingress,
+            self.model,
+            self.provider,
+            self.upstream_model,
+            self.status
+        );
+        if let Some(kind) = self.error_kind {
+            let _ = write!(out, " error_kind={kind:?}");
+        }
+        let _ = write!(
+            out,
+            " attempts={} stream={} latency_ms={:?}",
+            self.attempts, self.stream, self.latency_ms
+        );
+        if let Some(ttft) = self.ttft_ms {
+            let _ = write!(out, " ttft_ms={ttft:?}");
+        }
+        let _ = write!(
+            out,
+            " input_tokens={} output_tokens={}",
+            self.input_tokens, self.output_tokens
+        );
+        if let Some(n) = self.cached_tokens {
+            let _ = write!(out, " cached_tokens={n}");
+        }
+        if let Some(n) = self.reasoning_tokens {
+            let _ = write!(out, " reasoning_tokens={n}");
+        }
+        if let Some(notes) = self.translation_notes {
+            let _ = write!(out, " translation_notes={notes:?}");
+        }
+        out
+    }
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
@@ -338,5 +440,53 @@ impl Drop for RequestRecord {
             }
             self.emit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the subscriber prints for `line.event()`, after the target.
+    fn through_tracing(line: &LogLine<'_>) -> String {
+        let text = crate::log_output::format_events(true, || line.event());
+        text.split_once("llmgate::request: ")
+            .expect("the target")
+            .1
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn the_plain_request_line_is_the_events_line() {
+        let mut line = LogLine {
+            id: "198374a5e51e7000",
+            key_id: "alice",
+            ingress: "openai",
+            model: "a \"model\"\nwith a newline",
+            provider: "mock",
+            upstream_model: "mock-small",
+            status: 200,
+            error_kind: None,
+            attempts: "down/m:server_error, mock/mock-small:ok".into(),
+            stream: false,
+            latency_ms: 2.0,
+            ttft_ms: None,
+            input_tokens: 210,
+            output_tokens: 8,
+            cached_tokens: None,
+            reasoning_tokens: None,
+            translation_notes: None,
+        };
+        assert_eq!(line.plain_fields(), through_tracing(&line));
+        line.error_kind = Some("rate_limited");
+        line.stream = true;
+        line.latency_ms = 0.125;
+        line.ttft_ms = Some(0.05);
+        line.cached_tokens = Some(3);
+        line.reasoning_tokens = Some(4);
+        line.translation_notes = Some("dropped: \"logprobs\"");
+        assert_eq!(line.plain_fields(), through_tracing(&line));
+        assert!(line.plain_fields().contains(r#"model="a \"model\"\nwith a newline""#));
     }
 }
