@@ -25,8 +25,8 @@ HERE = Path(__file__).resolve().parent
 KEY = "sk-bench"
 
 # Pinning: the proxy under test gets core 0; load generator and mock share
-# core 1. Both proxies run one worker (nginx worker_processes 1, llmgate's
-# runtime sizes itself to its one allowed core), so they compete on equal terms.
+# core 1. Both proxies run one worker (nginx worker_processes 1; llmgate,
+# given one core, runs a current-thread runtime), so they compete on equal terms.
 PROXY_CPU, LOAD_CPU = "0", "1"
 # Streams of one round start this far apart: requests and chunks (20 ms
 # apart) of the three targets never arrive together, yet share the moment.

@@ -12,8 +12,8 @@
 
 use std::io::Write;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
 
 use tracing::field::{Field, Visit};
 use tracing::{Level, Metadata};
@@ -30,18 +30,18 @@ static PENDING: Mutex<Vec<u8>> = Mutex::new(Vec::new());
 
 /// Set when the subscriber writes plain text without colours: request
 /// lines can then be written straight to the buffer (see [`info_line`]).
-static PLAIN_TEXT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static PLAIN_TEXT: AtomicBool = AtomicBool::new(false);
 
 /// Says that the installed subscriber formats plain text without colours.
 pub fn set_plain_text(plain: bool) {
-    PLAIN_TEXT.store(plain, std::sync::atomic::Ordering::Relaxed);
+    PLAIN_TEXT.store(plain, Ordering::Relaxed);
 }
 
-/// Whether [`info_line`] may stand in for a `tracing::info!` event: plain
-/// text output, and the event's level on for its target. The caller checks
-/// the level with `tracing::enabled!` at its own call site.
+/// Whether the installed subscriber writes plain text without colours, so
+/// that [`info_line`] can stand in for a `tracing::info!` event. The caller
+/// still checks, with `tracing::enabled!`, that the event's level is on.
 pub fn plain_text() -> bool {
-    PLAIN_TEXT.load(std::sync::atomic::Ordering::Relaxed)
+    PLAIN_TEXT.load(Ordering::Relaxed)
 }
 
 /// Appends one info line, formatted as the text subscriber would format
@@ -169,7 +169,11 @@ impl<'a> MakeWriter<'a> for LogOutput {
 pub struct PlainFields;
 
 impl<'writer> FormatFields<'writer> for PlainFields {
-    fn format_fields<R: RecordFields>(&self, writer: Writer<'writer>, fields: R) -> std::fmt::Result {
+    fn format_fields<R: RecordFields>(
+        &self,
+        writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
         let mut visitor = PlainVisitor {
             writer,
             first: true,

@@ -152,7 +152,11 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(
         cores,
         "{} runtime",
-        if cores == 1 { "current-thread" } else { "multi-thread" }
+        if cores == 1 {
+            "current-thread"
+        } else {
+            "multi-thread"
+        }
     );
     let runtime = runtime_for(cores)
         .enable_all()

@@ -38,7 +38,11 @@ fn main() {
         .iter()
         .map(|spec| {
             let parts: Vec<&str> = spec.split(',').collect();
-            assert_eq!(parts.len(), 4, "a target is ADDR,PATH,BODY_FILE,KEY: {spec}");
+            assert_eq!(
+                parts.len(),
+                4,
+                "a target is ADDR,PATH,BODY_FILE,KEY: {spec}"
+            );
             Target {
                 addr: parts[0].into(),
                 path: parts[1].into(),
@@ -60,7 +64,10 @@ fn main() {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("a probe thread")).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a probe thread"))
+                .collect()
         });
         for ((ttfb, gap, events), (t, g, e)) in results.iter_mut().zip(round) {
             ttfb.push(t);

@@ -218,10 +218,6 @@ impl RequestRecord {
         });
         let provider = last.map(|a| a.provider.as_str()).unwrap_or("");
         let upstream_model = last.map(|a| a.model.as_str()).unwrap_or("");
-        // Fields that are empty for most requests (no error, not streamed,
-        // no cache, no translation) are left out rather than printed as
-        // zeros: the line is written for every request, and formatting is
-        // most of what it costs.
         let nonzero = |n: Option<u32>| n.filter(|&n| n > 0);
         let notes = (!self.notes.is_empty()).then(|| self.notes.join("; "));
         let line = LogLine {
@@ -329,8 +325,6 @@ impl RequestRecord {
     }
 }
 
-/// Milliseconds to the microsecond, which prints short (`0.167`, not
-/// `0.16715100000000002`).
 /// The fields of the line every request logs. Fields that are empty for
 /// most requests (no error, not streamed, no cache, no translation) are left
 /// out rather than printed as zeros.
@@ -427,6 +421,8 @@ impl LogLine<'_> {
     }
 }
 
+/// Milliseconds to the microsecond, which prints short (`0.167`, not
+/// `0.16715100000000002`).
 fn millis(d: Duration) -> f64 {
     d.as_micros() as f64 / 1000.0
 }
@@ -487,6 +483,9 @@ mod tests {
         line.reasoning_tokens = Some(4);
         line.translation_notes = Some("dropped: \"logprobs\"");
         assert_eq!(line.plain_fields(), through_tracing(&line));
-        assert!(line.plain_fields().contains(r#"model="a \"model\"\nwith a newline""#));
+        assert!(
+            line.plain_fields()
+                .contains(r#"model="a \"model\"\nwith a newline""#)
+        );
     }
 }

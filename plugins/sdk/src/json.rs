@@ -168,7 +168,7 @@ fn skip_string(body: &[u8], pos: usize) -> Result<usize, NotAnObject> {
     }
 }
 
-/// The index of the first `"` or `\\` at or after `from`.
+/// The index of the first `"` or `\` at or after `from`.
 fn find_quote_or_backslash(body: &[u8], from: usize) -> Option<usize> {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
@@ -313,8 +313,7 @@ mod tests {
             for inner in [r#"\""#, r#"\\"#, r#"a\"b\\"#, r#"\u00e9é"#, ""] {
                 let body = format!(r#"{{"a":"{filler}{inner}{filler}","b":"{inner}","m":1}}"#);
                 let m = members(body.as_bytes()).unwrap();
-                let keys: Vec<&str> =
-                    m.iter().map(|m| &body[m.raw_key.clone()]).collect();
+                let keys: Vec<&str> = m.iter().map(|m| &body[m.raw_key.clone()]).collect();
                 assert_eq!(keys, ["a", "b", "m"], "{body}");
                 assert_eq!(&body[m[2].value.clone()], "1", "{body}");
             }

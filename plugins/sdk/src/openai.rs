@@ -578,6 +578,11 @@ mod tests {
         let u = parsed.usage.unwrap();
         assert_eq!((u.input_tokens, u.output_tokens), (3, 4));
         assert!(parse_response(b"<html>", true).is_err());
+        // Only the top-level member counts, and a cut-off body is an error.
+        let nested = br#"{"choices":[{"message":{"content":"\"usage\":{\"prompt_tokens\":9}"}}],"usage":null}"#;
+        assert!(parse_response(nested, true).unwrap().usage.is_none());
+        assert!(parse_response(br#"{"choices":[{"message":{"content":"cut"#, true).is_err());
+        assert!(parse_response(br#"{"usage":{"prompt_tokens":"x"}}"#, true).is_err());
     }
 
     #[test]
