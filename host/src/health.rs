@@ -13,10 +13,11 @@ use serde::Serialize;
 
 use crate::config::{Provider, Runtime};
 use crate::error::GatewayError;
-use crate::proxy::attempt::{classify_failure, request_builder, transport_message};
+use crate::proxy::attempt::classify_failure;
 use crate::proxy::failover;
 use crate::server::Gateway;
 use crate::store::unix_ms;
+use crate::upstream::{Deadline, build_request};
 
 /// Longest a check may take: long enough for a slow first token, short
 /// enough that a hung provider does not hold the admin request.
@@ -181,7 +182,7 @@ async fn probe(
             )
         })?;
     let key = key_index.and_then(|i| provider.keys.key(i));
-    let builder = request_builder(
+    let upstream = build_request(
         provider,
         key,
         &request.method,
@@ -191,21 +192,21 @@ async fn probe(
         &request.auth,
     )
     .map_err(|e| (None, e))?;
-    let timeout = provider.timeout.min(CHECK_TIMEOUT);
-    let response = builder.timeout(timeout).send().await.map_err(|e| {
+    let deadline = Deadline::after(provider.timeout.min(CHECK_TIMEOUT));
+    let response = provider.http.send(upstream, deadline).await.map_err(|e| {
         (
             None,
             GatewayError::Unreachable {
                 provider: provider.name.clone(),
-                message: transport_message(&e),
-                timeout: e.is_timeout(),
+                message: e.message,
+                timeout: e.timeout,
             },
         )
     })?;
     if response.status().is_success() {
         Ok(response.status().as_u16())
     } else {
-        Err(classify_failure(provider, response).await)
+        Err(classify_failure(provider, response, deadline).await)
     }
 }
 

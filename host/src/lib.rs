@@ -23,6 +23,7 @@ pub mod sse;
 pub mod store;
 pub mod tls;
 pub mod ui;
+pub mod upstream;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

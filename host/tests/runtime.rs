@@ -230,3 +230,92 @@ fn fallback_chains_are_depth_first_without_repeats() {
         .collect();
     assert_eq!(chain, ["a", "b", "d", "c"]);
 }
+
+#[test]
+fn plain_http_providers_without_a_proxy_are_sent_to_directly() {
+    let provider = |name: &str, url: &str, extra: &str| {
+        format!(
+            "[[providers]]\nname = \"{name}\"\nadapter = \"openai\"\nbase_url = \"{url}\"\nkeys = [\"k\"]\n{extra}\n\
+             [[models]]\nname = \"{name}\"\nroutes = [{{ provider = \"{name}\", model = \"m\" }}]\n"
+        )
+    };
+    let text = [
+        provider("plain", "http://10.0.0.5:8000/v1", "proxy = \"\""),
+        provider("tls", "https://api.example.com/v1", ""),
+        provider(
+            "proxied",
+            "http://10.0.0.5:8000/v1",
+            "proxy = \"http://127.0.0.1:3128\"",
+        ),
+    ]
+    .concat();
+    let file = config::parse(&text, &|_| None).unwrap();
+    let runtime = Runtime::compile(&file, registry(), &StatsTable::default()).unwrap();
+    let direct: Vec<(&str, bool)> = runtime
+        .providers
+        .iter()
+        .map(|p| (p.name.as_str(), p.http.is_direct()))
+        .collect();
+    assert_eq!(
+        direct,
+        [("plain", true), ("tls", false), ("proxied", false)]
+    );
+}
+
+#[test]
+fn upstream_requests_carry_the_key_and_operator_headers_where_the_adapter_left_room() {
+    let text = "[[providers]]\nname = \"p\"\nadapter = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1/\"\n\
+                keys = [\"sk-1\"]\nheaders = { \"X-Title\" = \"llmgate\", \"Content-Type\" = \"text/plain\" }\n\
+                [[models]]\nname = \"m\"\nroutes = [{ provider = \"p\", model = \"x\" }]\n";
+    let file = config::parse(text, &|_| None).unwrap();
+    let runtime = Runtime::compile(&file, registry(), &StatsTable::default()).unwrap();
+    let p = &runtime.providers[0];
+    let header = |name: &str, value: &str| llmgate::plugins::Header {
+        name: name.into(),
+        value: value.into(),
+    };
+    let request = llmgate::upstream::build_request(
+        p,
+        Some("sk-1"),
+        "POST",
+        "/chat/completions",
+        vec![header("content-type", "application/json")],
+        b"{}".to_vec(),
+        &AuthPlacement::Bearer,
+    )
+    .unwrap();
+    assert_eq!(request.uri(), "http://127.0.0.1:9/v1/chat/completions");
+    let headers = request.headers();
+    assert_eq!(headers["authorization"], "Bearer sk-1");
+    assert!(headers["authorization"].is_sensitive());
+    assert_eq!(
+        headers["content-type"], "application/json",
+        "the adapter's header wins"
+    );
+    assert_eq!(headers["x-title"], "llmgate");
+
+    let in_query = llmgate::upstream::build_request(
+        p,
+        Some("a b&c"),
+        "POST",
+        "/models/x:streamGenerateContent?alt=sse",
+        Vec::new(),
+        Vec::new(),
+        &AuthPlacement::Query("key".into()),
+    )
+    .unwrap();
+    assert_eq!(
+        in_query.uri(),
+        "http://127.0.0.1:9/v1/models/x:streamGenerateContent?alt=sse&key=a%20b%26c"
+    );
+    let bad = llmgate::upstream::build_request(
+        p,
+        None,
+        "POST",
+        "/x",
+        vec![header("bad name", "v")],
+        Vec::new(),
+        &AuthPlacement::None,
+    );
+    assert!(bad.unwrap_err().to_string().contains("invalid header name"));
+}

@@ -121,26 +121,31 @@ pub struct Provider {
     pub stream_idle_timeout: Duration,
     /// Adapter options as JSON.
     pub options_json: String,
-    /// Pooled HTTP client for this provider.
-    pub http: reqwest::Client,
-    /// Parsed upstream URLs by path, see [`Provider::url`].
+    /// Pooled HTTP client for this provider (see [`crate::upstream`]).
+    pub http: crate::upstream::UpstreamClient,
+    /// The operator's `headers`, sent where the adapter set none of the name.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Parsed upstream URLs by path, see [`Provider::uri`].
     pub urls: UrlCache,
     /// Operator rules reclassifying this provider's errors, in order.
     pub error_rules: Vec<ErrorRule>,
 }
 
 impl Provider {
-    /// The upstream URL for `path_and_query` (which the adapter built).
+    /// The upstream URI for `path_and_query` (which the adapter built).
     /// Parsing a URL is a tenth of what the gateway spends on a small
     /// request, and a provider sees few distinct paths, so each is parsed
     /// once and cloned after.
-    pub fn url(&self, path_and_query: &str) -> Result<reqwest::Url, String> {
+    pub fn uri(&self, path_and_query: &str) -> Result<http::Uri, String> {
         let mut urls = self.urls.0.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(url) = urls.get(path_and_query) {
             return Ok(url.clone());
         }
+        // Through `Url` first: it percent-encodes what a URI cannot carry
+        // (a space or non-ASCII in a model name in the path).
         let url = reqwest::Url::parse(&format!("{}{}", self.base_url, path_and_query))
             .map_err(|e| e.to_string())?;
+        let url = http::Uri::try_from(url.as_str()).map_err(|e| e.to_string())?;
         // Paths carrying something per request (an id) would grow the map
         // without bound; past the cap they are parsed every time.
         if urls.len() < UrlCache::CAPACITY {
@@ -152,7 +157,7 @@ impl Provider {
 
 /// Parsed URLs by path and query, for [`Provider::url`].
 #[derive(Debug, Default)]
-pub struct UrlCache(std::sync::Mutex<HashMap<String, reqwest::Url>>);
+pub struct UrlCache(std::sync::Mutex<HashMap<String, http::Uri>>);
 
 impl UrlCache {
     /// Distinct paths kept per provider.
@@ -458,11 +463,11 @@ impl Runtime {
                     return Err(ConfigError::new(format!("{at}.{field}"), "must be above 0"));
                 }
             }
-            let mut default_headers = reqwest::header::HeaderMap::new();
+            let mut headers = Vec::with_capacity(p.headers.len());
             for (name, value) in &p.headers {
                 let header = (
-                    reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-                    reqwest::header::HeaderValue::from_str(value),
+                    http::HeaderName::from_bytes(name.as_bytes()),
+                    http::HeaderValue::from_str(value),
                 );
                 let (Ok(name), Ok(value)) = header else {
                     return Err(ConfigError::new(
@@ -470,46 +475,26 @@ impl Runtime {
                         "not a valid HTTP header name and value",
                     ));
                 };
-                default_headers.insert(name, value);
+                headers.push((name, value));
             }
-            let mut http = reqwest::Client::builder()
-                .connect_timeout(Duration::from_millis(p.connect_timeout_ms))
-                // Small writes of streamed requests must not wait for Nagle.
-                .tcp_nodelay(true)
-                // Keep connections warm between bursts; providers close idle
-                // ones after about two minutes.
-                .pool_idle_timeout(Duration::from_secs(90))
-                // A provider API that redirects is misconfigured; following
-                // would resend the body (and, same host, the key) elsewhere.
-                .redirect(reqwest::redirect::Policy::none())
-                // Retrying is the failover loop's job, with cooldowns and
-                // the attempt trail; reqwest's own retry layer would also
-                // clone every request in case it retries.
-                .retry(reqwest::retry::never())
-                .default_headers(default_headers);
-            // Unset: the usual HTTPS_PROXY / NO_PROXY environment applies.
-            // Empty: no proxy at all, whatever the environment says.
-            match p.proxy.as_deref() {
-                None => {}
-                Some("") => http = http.no_proxy(),
-                Some(url) => {
-                    let proxy = reqwest::Proxy::all(url).map_err(|e| {
-                        ConfigError::new(format!("{at}.proxy"), format!("not a proxy URL: {e}"))
-                    })?;
-                    http = http.proxy(proxy);
-                }
-            }
-            if !p.tls_verify {
-                warnings.push(format!(
-                    "{at}.tls_verify = false: TLS certificates of {} are NOT checked; \
-                     anyone on the network path can read its API keys and traffic",
-                    p.base_url
-                ));
-                http = http.danger_accept_invalid_certs(true);
-            }
-            let http = http
-                .build()
-                .map_err(|e| ConfigError::new(&at, format!("HTTP client: {e}")))?;
+            let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
+            // Plain HTTP with no proxy, configured or from the environment:
+            // hyper directly (see `upstream`). An empty `proxy` means none.
+            let no_proxy = match p.proxy.as_deref() {
+                Some("") => true,
+                Some(_) => false,
+                None => !crate::upstream::environment_proxy_for_http(),
+            };
+            let http = if url.scheme() == "http" && no_proxy {
+                crate::upstream::UpstreamClient::direct(connect_timeout)
+            } else {
+                crate::upstream::UpstreamClient::Reqwest(reqwest_client(
+                    p,
+                    connect_timeout,
+                    &at,
+                    &mut warnings,
+                )?)
+            };
             if p.health_check_interval_s == Some(0) {
                 return Err(ConfigError::new(
                     format!("{at}.health_check_interval_s"),
@@ -534,6 +519,7 @@ impl Runtime {
                 stream_idle_timeout: Duration::from_millis(p.stream_idle_timeout_ms),
                 options_json,
                 http,
+                headers,
                 urls: UrlCache::default(),
                 error_rules: rules
                     .iter()
@@ -813,4 +799,49 @@ fn validate_with_plugin(
         Ok(Err(message)) => Err(ConfigError::new(at, message)),
         Err(e) => Err(ConfigError::new(at, e.to_string())),
     }
+}
+
+/// The reqwest client of a provider that needs TLS or a proxy.
+fn reqwest_client(
+    p: &crate::config::schema::ProviderConfig,
+    connect_timeout: Duration,
+    at: &str,
+    warnings: &mut Vec<String>,
+) -> Result<reqwest::Client, ConfigError> {
+    let mut http = reqwest::Client::builder()
+        .connect_timeout(connect_timeout)
+        // Small writes of streamed requests must not wait for Nagle.
+        .tcp_nodelay(true)
+        // Keep connections warm between bursts; providers close idle
+        // ones after about two minutes.
+        .pool_idle_timeout(Duration::from_secs(90))
+        // A provider API that redirects is misconfigured; following
+        // would resend the body (and, same host, the key) elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        // Retrying is the failover loop's job, with cooldowns and
+        // the attempt trail; reqwest's own retry layer would also
+        // clone every request in case it retries.
+        .retry(reqwest::retry::never());
+    // Unset: the usual HTTPS_PROXY / NO_PROXY environment applies.
+    // Empty: no proxy at all, whatever the environment says.
+    match p.proxy.as_deref() {
+        None => {}
+        Some("") => http = http.no_proxy(),
+        Some(url) => {
+            let proxy = reqwest::Proxy::all(url).map_err(|e| {
+                ConfigError::new(format!("{at}.proxy"), format!("not a proxy URL: {e}"))
+            })?;
+            http = http.proxy(proxy);
+        }
+    }
+    if !p.tls_verify {
+        warnings.push(format!(
+            "{at}.tls_verify = false: TLS certificates of {} are NOT checked; \
+             anyone on the network path can read its API keys and traffic",
+            p.base_url
+        ));
+        http = http.danger_accept_invalid_certs(true);
+    }
+    http.build()
+        .map_err(|e| ConfigError::new(at, format!("HTTP client: {e}")))
 }

@@ -13,8 +13,9 @@ use super::record::{AttemptRecord, RequestRecord};
 use super::stream;
 use crate::config::{Provider, Route};
 use crate::error::GatewayError;
-use crate::plugins::{AuthPlacement, CallContext, ErrorKind, Header, UpstreamRequest};
+use crate::plugins::{CallContext, ErrorKind, Header, UpstreamRequest};
 use crate::server::{ResponseBody, full_body};
+use crate::upstream::{Deadline, UpstreamBody, build_request};
 
 /// Error bodies are read for classification only; a provider that sends
 /// megabytes of HTML on a 502 gets cut off here.
@@ -55,7 +56,15 @@ pub async fn run(
         options: provider.options_json.clone(),
         unix_time: super::unix_time(),
     };
-    let outcome = send(call, &target, &ctx, body).await;
+    // Streams have no total timeout, but the wait for the response head is
+    // bounded like any silence inside the stream. A whole answer's head and
+    // body share `timeout`.
+    let wait = match target.stream {
+        true => provider.stream_idle_timeout,
+        false => provider.timeout,
+    };
+    let deadline = Deadline::after(wait);
+    let outcome = send(call, &target, &ctx, body, deadline).await;
     let (status, result) = match outcome {
         Ok(ok) => (Some(ok.status().as_u16()), Ok(ok)),
         Err((status, err)) => (status, Err(err)),
@@ -103,7 +112,7 @@ pub async fn run(
         .await;
     }
 
-    let result = read_whole(call, &target, &ctx, upstream.response).await;
+    let result = read_whole(call, &target, &ctx, upstream.response, deadline).await;
     route.stats.record(result.is_ok(), started.elapsed(), None);
     drop(in_flight);
     let (body, usage) = match result {
@@ -163,7 +172,7 @@ pub fn add_translation_notes<B>(response: &mut Response<B>, record: &RequestReco
 
 /// A 2xx upstream answer whose body is still to be read.
 struct Upstream {
-    response: reqwest::Response,
+    response: http::Response<UpstreamBody>,
     stream_note: String,
     translation_notes: Vec<String>,
 }
@@ -180,6 +189,7 @@ async fn send(
     target: &Target<'_>,
     ctx: &CallContext,
     body: &[u8],
+    deadline: Deadline,
 ) -> Result<Upstream, (Option<u16>, GatewayError)> {
     let provider = &target.route.provider;
     let untranslatable = |message: String| GatewayError::Untranslatable {
@@ -228,7 +238,7 @@ async fn send(
             }
         }
     }
-    let builder = request_builder(
+    let request = build_request(
         provider,
         target.key.map(|(_, key)| key),
         &method,
@@ -249,22 +259,11 @@ async fn send(
             },
         )
     };
-    let sent = if ctx.stream {
-        // Streams have no total timeout, but the wait for the response head
-        // is bounded like any silence inside the stream.
-        let wait = provider.stream_idle_timeout;
-        match tokio::time::timeout(wait, builder.send()).await {
-            Ok(sent) => sent,
-            Err(_) => {
-                let message = format!("no response within {} ms", wait.as_millis());
-                return Err(unreachable(message, true));
-            }
-        }
-    } else {
-        // reqwest's own timeout covers the head and the body: one timer.
-        builder.timeout(provider.timeout).send().await
-    };
-    let response = sent.map_err(|e| unreachable(transport_message(&e), e.is_timeout()))?;
+    let response = provider
+        .http
+        .send(request, deadline)
+        .await
+        .map_err(|e| unreachable(e.message, e.timeout))?;
     let status = response.status();
     if status.is_success() {
         return Ok(Upstream {
@@ -273,18 +272,20 @@ async fn send(
             translation_notes,
         });
     }
-    Err(classify_failure(provider, response).await)
+    Err(classify_failure(provider, response, deadline).await)
 }
 
-/// Reads a non-2xx answer and classifies it: the adapter's verdict, then
-/// the operator's `error_rules`.
+/// Reads a non-2xx answer (until `deadline`) and classifies it: the
+/// adapter's verdict, then the operator's `error_rules`.
 pub(crate) async fn classify_failure(
     provider: &Provider,
-    response: reqwest::Response,
+    response: http::Response<UpstreamBody>,
+    deadline: Deadline,
 ) -> (Option<u16>, GatewayError) {
-    let status = response.status();
-    let headers: Vec<Header> = response
-        .headers()
+    let (parts, body) = response.into_parts();
+    let status = parts.status;
+    let headers: Vec<Header> = parts
+        .headers
         .iter()
         .filter_map(|(name, value)| {
             Some(Header {
@@ -293,9 +294,8 @@ pub(crate) async fn classify_failure(
             })
         })
         .collect();
-    let body = read_capped(response, MAX_ERROR_BODY)
-        .await
-        .unwrap_or_default();
+    // A body that stalls past the deadline is classified by what came of it.
+    let body = body.capped(MAX_ERROR_BODY, deadline).await;
     let mut error = match provider
         .adapter
         .classify_error(status.as_u16(), &headers, &body)
@@ -319,71 +319,29 @@ pub(crate) async fn classify_failure(
     )
 }
 
-/// Turns what an adapter built into a request on the provider's client,
-/// with the key where the adapter asked for it.
-pub fn request_builder(
-    provider: &Provider,
-    key: Option<&str>,
-    method: &str,
-    path_and_query: &str,
-    headers: Vec<Header>,
-    body: Vec<u8>,
-    auth: &AuthPlacement,
-) -> Result<reqwest::RequestBuilder, GatewayError> {
-    let method =
-        reqwest::Method::from_bytes(method.as_bytes()).map_err(|_| GatewayError::Plugin {
-            plugin: provider.adapter.name().to_string(),
-            message: format!("built a request with the invalid method '{method}'"),
-        })?;
-    let invalid_url = |e: String| GatewayError::Plugin {
-        plugin: provider.adapter.name().to_string(),
-        message: format!(
-            "built an invalid URL '{}{path_and_query}': {e}",
-            provider.base_url
-        ),
-    };
-    let mut url = provider.url(path_and_query).map_err(invalid_url)?;
-    if let (AuthPlacement::Query(param), Some(key)) = (auth, key) {
-        let mut query = url.query().unwrap_or("").to_string();
-        if !query.is_empty() {
-            query.push('&');
-        }
-        query.push_str(param);
-        query.push('=');
-        query.push_str(&percent_encode(key));
-        url.set_query(Some(&query));
-    }
-    let mut builder = provider.http.request(method, url).body(body);
-    for Header { name, value } in headers {
-        builder = builder.header(name, value);
-    }
-    Ok(match (auth, key) {
-        (AuthPlacement::Bearer, Some(key)) => builder.bearer_auth(key),
-        (AuthPlacement::Header(name), Some(key)) => builder.header(name.as_str(), key),
-        _ => builder,
-    })
-}
-
-/// Reads a whole 2xx body and makes the client's answer from it.
+/// Reads a whole 2xx body (until `deadline`) and makes the client's answer from it.
 async fn read_whole(
     call: &Call,
     target: &Target<'_>,
     ctx: &CallContext,
-    response: reqwest::Response,
+    response: http::Response<UpstreamBody>,
+    deadline: Deadline,
 ) -> Result<(Bytes, Option<crate::plugins::Usage>), GatewayError> {
     let provider = &target.route.provider;
     let upstream_error = |error| GatewayError::Upstream {
         provider: provider.name.clone(),
         error,
     };
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| GatewayError::Unreachable {
-            provider: provider.name.clone(),
-            message: transport_message(&e),
-            timeout: e.is_timeout(),
-        })?;
+    let body =
+        response
+            .into_body()
+            .bytes(deadline)
+            .await
+            .map_err(|e| GatewayError::Unreachable {
+                provider: provider.name.clone(),
+                message: e.message,
+                timeout: e.timeout,
+            })?;
     let parsed = provider
         .adapter
         .parse_response(ctx, &body, target.native)?
@@ -398,52 +356,4 @@ async fn read_whole(
         ),
     };
     Ok((out, parsed.usage))
-}
-
-async fn read_capped(mut response: reqwest::Response, cap: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = cap.saturating_sub(out.len());
-        out.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if out.len() >= cap {
-            break;
-        }
-    }
-    Some(out)
-}
-
-/// reqwest's error with its causes, which is where the useful part
-/// ("connection refused") is.
-pub fn transport_message(err: &reqwest::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = std::error::Error::source(err);
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
-
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_keys_are_percent_encoded() {
-        assert_eq!(percent_encode("AIza-x_y.z~"), "AIza-x_y.z~");
-        assert_eq!(percent_encode("a b&c"), "a%20b%26c");
-    }
 }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::attempt::request_builder;
 use super::order_routes;
 use crate::balance::KeyChoice;
 use crate::config::{Model, Route};
 use crate::error::GatewayError;
 use crate::plugins::{AdapterPlugin, CallContext};
+use crate::upstream::{Deadline, build_request};
 
 /// A count request gets less patience than a generation: it is a lookup.
 const COUNT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -71,7 +71,7 @@ async fn count_natively(route: &Route, body: &[u8]) -> Result<Option<u32>, Gatew
             });
         }
     };
-    let response = request_builder(
+    let upstream = build_request(
         provider,
         key,
         &request.method,
@@ -79,17 +79,24 @@ async fn count_natively(route: &Route, body: &[u8]) -> Result<Option<u32>, Gatew
         request.headers,
         request.body,
         &request.auth,
-    )?
-    .timeout(COUNT_TIMEOUT)
-    .send()
-    .await
-    .map_err(|e| GatewayError::Unreachable {
-        provider: provider.name.clone(),
-        message: super::attempt::transport_message(&e),
-        timeout: e.is_timeout(),
-    })?;
+    )?;
+    let deadline = Deadline::after(COUNT_TIMEOUT);
+    let response =
+        provider
+            .http
+            .send(upstream, deadline)
+            .await
+            .map_err(|e| GatewayError::Unreachable {
+                provider: provider.name.clone(),
+                message: e.message,
+                timeout: e.timeout,
+            })?;
     let status = response.status().as_u16();
-    let bytes = response.bytes().await.unwrap_or_default();
+    let bytes = response
+        .into_body()
+        .bytes(deadline)
+        .await
+        .unwrap_or_default();
     if !(200..300).contains(&status) {
         let error = provider.adapter.classify_error(status, &[], &bytes)?;
         return Err(upstream_error(error));

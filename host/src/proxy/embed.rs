@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Response;
 
-use super::attempt::{classify_failure, request_builder, transport_message};
+use super::attempt::classify_failure;
 use super::record::{AttemptRecord, RequestRecord};
 use super::{Call, failover, order_routes, summarize};
 use crate::balance::KeyChoice;
@@ -18,6 +18,7 @@ use crate::config::Runtime;
 use crate::error::GatewayError;
 use crate::plugins::{AuthPlacement, DecodedEmbed, EmbedContext, KeyPlacement};
 use crate::server::{ResponseBody, full_body};
+use crate::upstream::{Deadline, TransportError, build_request};
 use failover::Next;
 
 /// Handles an embeddings request in the ingress adapter's dialect. Gemini
@@ -215,7 +216,7 @@ async fn attempt(
         KeyPlacement::Query(name) => AuthPlacement::Query(name),
         KeyPlacement::None => AuthPlacement::None,
     };
-    let builder = request_builder(
+    let upstream = build_request(
         provider,
         key,
         &request.method,
@@ -225,25 +226,30 @@ async fn attempt(
         &auth,
     )
     .map_err(|e| (None, e))?;
-    let unreachable = |e: reqwest::Error| {
+    let unreachable = |e: TransportError| {
         (
             None,
             GatewayError::Unreachable {
                 provider: provider.name.clone(),
-                message: transport_message(&e),
-                timeout: e.is_timeout(),
+                message: e.message,
+                timeout: e.timeout,
             },
         )
     };
-    let response = builder
-        .timeout(provider.timeout)
-        .send()
+    let deadline = Deadline::after(provider.timeout);
+    let response = provider
+        .http
+        .send(upstream, deadline)
         .await
         .map_err(unreachable)?;
     let status = response.status();
     if !status.is_success() {
-        return Err(classify_failure(provider, response).await);
+        return Err(classify_failure(provider, response, deadline).await);
     }
-    let bytes = response.bytes().await.map_err(unreachable)?;
+    let bytes = response
+        .into_body()
+        .bytes(deadline)
+        .await
+        .map_err(unreachable)?;
     Ok((status.as_u16(), bytes))
 }

@@ -18,7 +18,6 @@ use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
 
 use super::Call;
-use super::attempt::transport_message;
 use super::record::RequestRecord;
 use crate::balance::{BackendStats, InFlight};
 use crate::config::{Provider, Route};
@@ -29,13 +28,14 @@ use crate::plugins::{
 };
 use crate::server::ResponseBody;
 use crate::sse::{SseFramer, encode_events};
+use crate::upstream::{TransportError, UpstreamBody};
 
 /// Largest single SSE event accepted from upstream. Events carry one delta
 /// each, but some carry whole tool-call arguments or inline images; 16 MiB
 /// fits those and still stops an upstream that never ends an event.
 const MAX_EVENT_BYTES: usize = 16 << 20;
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
 
 /// Everything needed to start streaming one attempt's answer.
 pub struct Opening<'a> {
@@ -46,7 +46,7 @@ pub struct Opening<'a> {
     pub note: String,
     pub client_model: &'a str,
     pub encoder_note: &'a str,
-    pub upstream: reqwest::Response,
+    pub upstream: http::Response<UpstreamBody>,
     pub started: Instant,
     pub in_flight: InFlight,
     pub record: &'a mut RequestRecord,
@@ -66,7 +66,7 @@ pub async fn open(o: Opening<'_>) -> Result<Response<ResponseBody>, GatewayError
         )?),
     };
     let mut pump = Pump {
-        upstream: Box::pin(o.upstream.bytes_stream()),
+        upstream: Box::pin(o.upstream.into_body().into_data_stream()),
         framer: SseFramer::new(MAX_EVENT_BYTES),
         decoder,
         encoder,
@@ -217,8 +217,8 @@ impl Pump {
             }),
             Ok(Some(Err(e))) => Err(GatewayError::Unreachable {
                 provider: self.provider.name.clone(),
-                message: format!("the stream broke: {}", transport_message(&e)),
-                timeout: e.is_timeout(),
+                message: format!("the stream broke: {}", e.message),
+                timeout: e.timeout,
             }),
             Ok(Some(Ok(bytes))) => self.process(&bytes),
             Ok(None) => self.end_of_upstream(),
