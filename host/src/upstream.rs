@@ -385,4 +385,73 @@ mod tests {
         ));
         assert!(TransportError::from_chain(&slow, false).timeout);
     }
+
+    /// A server that sends a response head promising 100 bytes, then 10
+    /// of them, then nothing: what a provider stalling mid-answer does.
+    async fn stalling_server() -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = socket.read(&mut buf).await;
+                    let head = "HTTP/1.1 500 Internal Server Error\r\ncontent-length: 100\r\n\r\n";
+                    let _ = socket.write_all(head.as_bytes()).await;
+                    let _ = socket.write_all(b"0123456789").await;
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_at_the_deadline_or_gives_what_came() {
+        let addr = stalling_server().await;
+        let client = UpstreamClient::direct(Duration::from_secs(1));
+        let request = || {
+            let mut r = http::Request::new(Bytes::from_static(b"{}"));
+            *r.method_mut() = http::Method::POST;
+            *r.uri_mut() = format!("http://{addr}/v1/chat/completions")
+                .parse()
+                .unwrap();
+            r
+        };
+        let deadline = Deadline::after(Duration::from_millis(200));
+        let response = client.send(request(), deadline).await.unwrap();
+        assert_eq!(response.status(), 500);
+        let err = response.into_body().bytes(deadline).await.unwrap_err();
+        assert!(err.timeout);
+        assert_eq!(err.message, "no response within 200 ms");
+
+        let deadline = Deadline::after(Duration::from_millis(200));
+        let response = client.send(request(), deadline).await.unwrap();
+        let started = std::time::Instant::now();
+        let partial = response.into_body().capped(64, deadline).await;
+        assert_eq!(partial, b"0123456789");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_names_its_cause() {
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let client = UpstreamClient::direct(Duration::from_secs(1));
+        let mut request = http::Request::new(Bytes::new());
+        *request.uri_mut() = format!("http://127.0.0.1:{port}/").parse().unwrap();
+        let err = client
+            .send(request, Deadline::after(Duration::from_secs(5)))
+            .await
+            .unwrap_err();
+        assert!(!err.timeout);
+        assert!(
+            err.message.to_lowercase().contains("connection refused"),
+            "{}",
+            err.message
+        );
+    }
 }
