@@ -193,16 +193,11 @@ async fn probe(
     )
     .map_err(|e| (None, e))?;
     let deadline = Deadline::after(provider.timeout.min(CHECK_TIMEOUT));
-    let response = provider.http.send(upstream, deadline).await.map_err(|e| {
-        (
-            None,
-            GatewayError::Unreachable {
-                provider: provider.name.clone(),
-                message: e.message,
-                timeout: e.timeout,
-            },
-        )
-    })?;
+    let response = provider
+        .http
+        .send(upstream, deadline)
+        .await
+        .map_err(|e| (None, e.at(&provider.name)))?;
     if response.status().is_success() {
         Ok(response.status().as_u16())
     } else {

@@ -70,6 +70,16 @@ impl std::fmt::Display for TransportError {
 }
 
 impl TransportError {
+    /// As the gateway's error: `provider` is unreachable (a 502, or a 504
+    /// when it timed out).
+    pub fn at(self, provider: &str) -> GatewayError {
+        GatewayError::Unreachable {
+            provider: provider.to_string(),
+            message: self.message,
+            timeout: self.timeout,
+        }
+    }
+
     /// The error and its chain of causes, and whether any of them was a timeout.
     fn from_chain(err: &(dyn std::error::Error + 'static), timeout: bool) -> Self {
         let mut message = err.to_string();

@@ -155,7 +155,7 @@ impl Provider {
     }
 }
 
-/// Parsed URLs by path and query, for [`Provider::url`].
+/// Parsed URIs by path and query, for [`Provider::uri`].
 #[derive(Debug, Default)]
 pub struct UrlCache(std::sync::Mutex<HashMap<String, http::Uri>>);
 

@@ -249,21 +249,11 @@ async fn send(
     )
     .map_err(|e| (None, e))?;
     tracing::debug!(request_id = %call.id, provider = %provider.name, "sending upstream");
-    let unreachable = |message: String, timeout: bool| {
-        (
-            None,
-            GatewayError::Unreachable {
-                provider: provider.name.clone(),
-                message,
-                timeout,
-            },
-        )
-    };
     let response = provider
         .http
         .send(request, deadline)
         .await
-        .map_err(|e| unreachable(e.message, e.timeout))?;
+        .map_err(|e| (None, e.at(&provider.name)))?;
     let status = response.status();
     if status.is_success() {
         return Ok(Upstream {
@@ -332,16 +322,11 @@ async fn read_whole(
         provider: provider.name.clone(),
         error,
     };
-    let body =
-        response
-            .into_body()
-            .bytes(deadline)
-            .await
-            .map_err(|e| GatewayError::Unreachable {
-                provider: provider.name.clone(),
-                message: e.message,
-                timeout: e.timeout,
-            })?;
+    let body = response
+        .into_body()
+        .bytes(deadline)
+        .await
+        .map_err(|e| e.at(&provider.name))?;
     let parsed = provider
         .adapter
         .parse_response(ctx, &body, target.native)?

@@ -81,16 +81,11 @@ async fn count_natively(route: &Route, body: &[u8]) -> Result<Option<u32>, Gatew
         &request.auth,
     )?;
     let deadline = Deadline::after(COUNT_TIMEOUT);
-    let response =
-        provider
-            .http
-            .send(upstream, deadline)
-            .await
-            .map_err(|e| GatewayError::Unreachable {
-                provider: provider.name.clone(),
-                message: e.message,
-                timeout: e.timeout,
-            })?;
+    let response = provider
+        .http
+        .send(upstream, deadline)
+        .await
+        .map_err(|e| e.at(&provider.name))?;
     let status = response.status().as_u16();
     let bytes = response
         .into_body()

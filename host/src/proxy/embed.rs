@@ -226,16 +226,7 @@ async fn attempt(
         &auth,
     )
     .map_err(|e| (None, e))?;
-    let unreachable = |e: TransportError| {
-        (
-            None,
-            GatewayError::Unreachable {
-                provider: provider.name.clone(),
-                message: e.message,
-                timeout: e.timeout,
-            },
-        )
-    };
+    let unreachable = |e: TransportError| (None, e.at(&provider.name));
     let deadline = Deadline::after(provider.timeout);
     let response = provider
         .http
