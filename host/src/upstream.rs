@@ -312,12 +312,15 @@ pub fn build_request(
     }
     match (auth, key) {
         (AuthPlacement::Bearer, Some(key)) => {
-            map.insert(AUTHORIZATION, secret_value(&format!("Bearer {key}"))?);
+            map.insert(
+                AUTHORIZATION,
+                secret_value(provider, &format!("Bearer {key}"))?,
+            );
         }
         (AuthPlacement::Header(name), Some(key)) => {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| plugin_error(format!("asked for the key in header '{name}'")))?;
-            map.insert(name, secret_value(key)?);
+            map.insert(name, secret_value(provider, key)?);
         }
         _ => {}
     }
@@ -329,9 +332,14 @@ pub fn build_request(
 }
 
 /// A header value holding a key, marked so that it is never logged.
-fn secret_value(value: &str) -> Result<HeaderValue, GatewayError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        GatewayError::BadRequest("a provider key holds characters a header cannot carry".into())
+/// Config validation rejects keys a header cannot carry, so failing here
+/// means the provider is misconfigured, not the client's request: a 502
+/// that fails over, like any provider that cannot be reached.
+fn secret_value(provider: &Provider, value: &str) -> Result<HeaderValue, GatewayError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| GatewayError::Unreachable {
+        provider: provider.name.clone(),
+        message: "its key holds characters an HTTP header cannot carry".into(),
+        timeout: false,
     })?;
     value.set_sensitive(true);
     Ok(value)

@@ -153,6 +153,13 @@ fn config_errors_name_the_entry() {
         "models[m].routes[0].provider: no provider named 'nope'"
     );
     assert_eq!(
+        compile_error(&format!(
+            "{}keys = [\"sk-ok\", \"sk-from-a-file\\n\"]\n",
+            PROVIDER.trim_start()
+        )),
+        "providers[p].keys[1]: holds characters an HTTP header cannot carry (a trailing newline?)"
+    );
+    assert_eq!(
         compile_error(&PROVIDER.replace("adapter = \"openai\"", "adapter = \"acme\"")),
         "providers[p].adapter: no adapter plugin named 'acme' (loaded: anthropic, gemini, openai, responses)"
     );

@@ -477,6 +477,18 @@ impl Runtime {
                 };
                 headers.push((name, value));
             }
+            // Keys go into headers: one with a control character (a secret
+            // file's trailing newline, most often) could never be sent.
+            if let Some(i) = p
+                .keys
+                .iter()
+                .position(|k| http::HeaderValue::from_str(k).is_err())
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.keys[{i}]"),
+                    "holds characters an HTTP header cannot carry (a trailing newline?)",
+                ));
+            }
             let connect_timeout = Duration::from_millis(p.connect_timeout_ms);
             // Plain HTTP with no proxy, configured or from the environment:
             // hyper directly (see `upstream`). An empty `proxy` means none.
