@@ -561,6 +561,7 @@ fn status(gateway: &Gateway) -> Value {
             "queue_depth": s.queue_depth(),
             "written": s.stats.written.load(Ordering::Relaxed),
             "dropped": s.stats.dropped.load(Ordering::Relaxed),
+            "writer_pauses": s.stats.pauses.load(Ordering::Relaxed),
             "write_errors": s.stats.write_errors.load(Ordering::Relaxed),
             "expired": s.stats.expired.load(Ordering::Relaxed),
         })
@@ -715,6 +716,11 @@ pub fn metrics_response(gateway: &Gateway) -> Response<ResponseBody> {
                 "llmgate_store_dropped_total",
                 "Request records dropped because the writer queue was full.",
                 &store.stats.dropped,
+            ),
+            (
+                "llmgate_store_writer_pauses_total",
+                "Pauses of request threads that gave the core to a store writer fallen behind.",
+                &store.stats.pauses,
             ),
             (
                 "llmgate_store_write_errors_total",

@@ -317,6 +317,7 @@ def test_metrics_count_requests_failovers_cooldowns_and_tokens(mock, start_gatew
     assert metric(text, "llmgate_plugin_call_duration_seconds_count", plugin="priority") >= 1
     assert metric(text, "llmgate_requests_in_flight") == 0
     assert metric(text, "llmgate_store_dropped_total") == 0
+    assert "\nllmgate_store_writer_pauses_total 0\n" in text
     assert "# TYPE llmgate_request_duration_seconds histogram" in text
 
 

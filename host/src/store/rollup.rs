@@ -115,41 +115,59 @@ fn series(r: &StoredRequest) -> String {
     format!("{}\u{1f}{}", r.model, r.provider)
 }
 
-/// Adds a batch to the rollups, in the writer's transaction.
-pub(super) fn add_batch(
-    txn: &redb::WriteTransaction,
-    batch: &[StoredRequest],
-) -> Result<(), redb::Error> {
-    for (table, span_ms) in [(ROLLUPS, 60_000), (HOURLY, 3_600_000)] {
-        add_to(txn, table, span_ms, batch)?;
-    }
-    Ok(())
+/// Whether `key` is [`series`] of `r`.
+fn is_series(key: &str, r: &StoredRequest) -> bool {
+    key.strip_prefix(r.model.as_str())
+        .and_then(|rest| rest.strip_prefix('\u{1f}'))
+        == Some(r.provider.as_str())
 }
 
-fn add_to(
-    txn: &redb::WriteTransaction,
-    table: TableDefinition<(u64, &str), &[u8]>,
-    span_ms: u64,
-    batch: &[StoredRequest],
-) -> Result<(), redb::Error> {
-    let mut deltas: BTreeMap<(u64, String), Rollup> = BTreeMap::new();
-    for r in batch {
-        deltas
-            .entry((r.time_ms / span_ms, series(r)))
-            .or_default()
-            .add(r);
+/// A batch's additions to the rollups, gathered record by record while the
+/// writer inserts them (so the writer can pace one loop, see `Pacer`), then
+/// merged into the stored rows in the same transaction.
+#[derive(Default)]
+pub(super) struct Deltas {
+    /// Per (minute, series) and per (hour, series).
+    spans: [BTreeMap<(u64, String), Rollup>; 2],
+}
+
+/// The tables `Deltas` adds to, with the span of one row (ms).
+const SPANS: [(TableDefinition<(u64, &str), &[u8]>, u64); 2] =
+    [(ROLLUPS, 60_000), (HOURLY, 3_600_000)];
+
+impl Deltas {
+    /// Counts one record.
+    pub(super) fn add(&mut self, r: &StoredRequest) {
+        for (deltas, (_, span_ms)) in self.spans.iter_mut().zip(SPANS) {
+            // A batch spans a fifth of a second and few series: the row is
+            // found by a scan that allocates no key.
+            let span = r.time_ms / span_ms;
+            match deltas
+                .iter_mut()
+                .find(|((at, s), _)| *at == span && is_series(s, r))
+            {
+                Some((_, row)) => row.add(r),
+                None => deltas.entry((span, series(r))).or_default().add(r),
+            }
+        }
     }
-    let mut table = txn.open_table(table)?;
-    for ((minute, series), delta) in deltas {
-        let mut row: Rollup = table
-            .get((minute, series.as_str()))?
-            .and_then(|v| serde_json::from_slice(v.value()).ok())
-            .unwrap_or_default();
-        row.merge(&delta);
-        let json = serde_json::to_vec(&row).expect("rollups serialize");
-        table.insert((minute, series.as_str()), json.as_slice())?;
+
+    /// Merges the counts into the stored rows.
+    pub(super) fn write(self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        for (deltas, (table, _)) in self.spans.into_iter().zip(SPANS) {
+            let mut table = txn.open_table(table)?;
+            for ((span, series), delta) in deltas {
+                let mut row: Rollup = table
+                    .get((span, series.as_str()))?
+                    .and_then(|v| serde_json::from_slice(v.value()).ok())
+                    .unwrap_or_default();
+                row.merge(&delta);
+                let json = serde_json::to_vec(&row).expect("rollups serialize");
+                table.insert((span, series.as_str()), json.as_slice())?;
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Deletes rollups of minutes before `cutoff_ms`.
