@@ -800,6 +800,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_writer_that_cannot_write_is_given_time_and_loses_nothing() {
+        let dir = tempdir();
+        let store = Store::open(
+            &dir.join("log.redb"),
+            &StorageConfig {
+                flush_interval_ms: 600_000,
+                ..StorageConfig::default()
+            },
+        )
+        .unwrap();
+        // The writer is stuck behind this transaction, as a starved writer
+        // is stuck behind request threads: the queue passes BEHIND.
+        // (It takes one batch when woken at FLUSH_AT, then blocks: when is
+        // up to the scheduler, so submit until the queue behind it pauses.)
+        let blocker = store.db().begin_write().unwrap();
+        let mut total = 0;
+        while store.stats.pauses.load(Ordering::Relaxed) == 0 {
+            assert!(total < 10 * BEHIND, "no submitting thread paused");
+            store.submit(record(&format!("r{total}"), unix_ms()));
+            total += 1;
+        }
+        drop(blocker);
+        store.close();
+        assert_eq!(store.stats.written.load(Ordering::Relaxed), total as u64);
+        assert_eq!(store.stats.dropped.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
     fn request_ids_are_increasing_keys_of_their_time() {
         let before = unix_ms();
         let ids: Vec<String> = (0..2000).map(|_| new_request_id()).collect();

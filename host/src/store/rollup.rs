@@ -110,45 +110,33 @@ pub fn quantile(histogram: &[u64], q: f64) -> Option<f64> {
     None
 }
 
-/// The series key of a record.
-fn series(r: &StoredRequest) -> String {
-    format!("{}\u{1f}{}", r.model, r.provider)
+/// The series key of a model and provider.
+fn series(model: &str, provider: &str) -> String {
+    format!("{model}\u{1f}{provider}")
 }
 
-/// Whether `key` is [`series`] of `r`.
-fn is_series(key: &str, r: &StoredRequest) -> bool {
-    key.strip_prefix(r.model.as_str())
-        .and_then(|rest| rest.strip_prefix('\u{1f}'))
-        == Some(r.provider.as_str())
-}
-
-/// A batch's additions to the rollups, gathered record by record while the
-/// writer inserts them (so the writer can pace one loop, see `Pacer`), then
-/// merged into the stored rows in the same transaction.
+/// A batch's additions to the rollups, gathered record by record in the
+/// writer's insert loop, then merged into the stored rows in the same
+/// transaction. Keyed by the records' own strings, so counting a record
+/// allocates nothing; the stored series key is made once per row.
 #[derive(Default)]
-pub(super) struct Deltas {
-    /// Per (minute, series) and per (hour, series).
-    spans: [BTreeMap<(u64, String), Rollup>; 2],
+pub(super) struct Deltas<'a> {
+    /// Per (minute, model, provider) and per (hour, model, provider).
+    spans: [BTreeMap<(u64, &'a str, &'a str), Rollup>; 2],
 }
 
 /// The tables `Deltas` adds to, with the span of one row (ms).
 const SPANS: [(TableDefinition<(u64, &str), &[u8]>, u64); 2] =
     [(ROLLUPS, 60_000), (HOURLY, 3_600_000)];
 
-impl Deltas {
+impl<'a> Deltas<'a> {
     /// Counts one record.
-    pub(super) fn add(&mut self, r: &StoredRequest) {
+    pub(super) fn add(&mut self, r: &'a StoredRequest) {
         for (deltas, (_, span_ms)) in self.spans.iter_mut().zip(SPANS) {
-            // A batch spans a fifth of a second and few series: the row is
-            // found by a scan that allocates no key.
-            let span = r.time_ms / span_ms;
-            match deltas
-                .iter_mut()
-                .find(|((at, s), _)| *at == span && is_series(s, r))
-            {
-                Some((_, row)) => row.add(r),
-                None => deltas.entry((span, series(r))).or_default().add(r),
-            }
+            deltas
+                .entry((r.time_ms / span_ms, &r.model, &r.provider))
+                .or_default()
+                .add(r);
         }
     }
 
@@ -156,7 +144,8 @@ impl Deltas {
     pub(super) fn write(self, txn: &redb::WriteTransaction) -> Result<(), redb::Error> {
         for (deltas, (table, _)) in self.spans.into_iter().zip(SPANS) {
             let mut table = txn.open_table(table)?;
-            for ((span, series), delta) in deltas {
+            for ((span, model, provider), delta) in deltas {
+                let series = series(model, provider);
                 let mut row: Rollup = table
                     .get((span, series.as_str()))?
                     .and_then(|v| serde_json::from_slice(v.value()).ok())
