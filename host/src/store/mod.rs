@@ -771,17 +771,19 @@ pub(crate) mod tests {
         assert_eq!(store.stats.written.load(Ordering::Relaxed), 2);
     }
 
+    /// A store whose writer's interval (ten minutes) never comes in a test.
+    fn open_without_interval(dir: &Path) -> Arc<Store> {
+        let config = StorageConfig {
+            flush_interval_ms: 600_000,
+            ..StorageConfig::default()
+        };
+        Store::open(&dir.join("log.redb"), &config).unwrap()
+    }
+
     #[test]
     fn a_full_batch_is_written_without_waiting_for_the_interval() {
         let dir = tempdir();
-        let store = Store::open(
-            &dir.join("log.redb"),
-            &StorageConfig {
-                flush_interval_ms: 600_000,
-                ..StorageConfig::default()
-            },
-        )
-        .unwrap();
+        let store = open_without_interval(&dir);
         // Below FLUSH_AT, the writer waits for its (ten-minute) interval...
         for i in 0..FLUSH_AT - 1 {
             store.submit(record(&format!("r{i}"), unix_ms()));
@@ -802,14 +804,7 @@ pub(crate) mod tests {
     #[test]
     fn a_writer_that_cannot_write_is_given_time_and_loses_nothing() {
         let dir = tempdir();
-        let store = Store::open(
-            &dir.join("log.redb"),
-            &StorageConfig {
-                flush_interval_ms: 600_000,
-                ..StorageConfig::default()
-            },
-        )
-        .unwrap();
+        let store = open_without_interval(&dir);
         // The writer is stuck behind this transaction, as a starved writer
         // is stuck behind request threads: the queue passes BEHIND.
         // (It takes one batch when woken at FLUSH_AT, then blocks: when is
