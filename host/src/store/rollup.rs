@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoredRequest};
 
+/// A rollup table: (start of its span, series) to the totals as JSON.
+type RollupTable = TableDefinition<'static, (u64, &'static str), &'static [u8]>;
+
 /// (minute since the epoch, "model\u{1f}provider") -> [`Rollup`] as JSON.
-pub(super) const ROLLUPS: TableDefinition<(u64, &str), &[u8]> = TableDefinition::new("rollups");
+pub(super) const ROLLUPS: RollupTable = TableDefinition::new("rollups");
 /// The same by hour, for long ranges: a month is 720 rows a series, not 43,200.
-pub(super) const HOURLY: TableDefinition<(u64, &str), &[u8]> =
-    TableDefinition::new("rollups_hourly");
+pub(super) const HOURLY: RollupTable = TableDefinition::new("rollups_hourly");
 
 /// Latency bucket upper bounds (ms): LLM answers take from milliseconds to
 /// minutes; percentiles read from these are the bucket's upper bound.
@@ -126,8 +128,7 @@ pub(super) struct Deltas<'a> {
 }
 
 /// The tables `Deltas` adds to, with the span of one row (ms).
-const SPANS: [(TableDefinition<(u64, &str), &[u8]>, u64); 2] =
-    [(ROLLUPS, 60_000), (HOURLY, 3_600_000)];
+const SPANS: [(RollupTable, u64); 2] = [(ROLLUPS, 60_000), (HOURLY, 3_600_000)];
 
 impl<'a> Deltas<'a> {
     /// Counts one record.
@@ -194,7 +195,7 @@ pub fn read_hourly(store: &Store, from_ms: u64, to_ms: u64) -> Result<Vec<Row>, 
 
 fn read_span(
     store: &Store,
-    table: TableDefinition<(u64, &str), &[u8]>,
+    table: RollupTable,
     span_ms: u64,
     from_ms: u64,
     to_ms: u64,
