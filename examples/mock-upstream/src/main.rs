@@ -6,8 +6,11 @@
 //! calls, in the shapes of the providers' API references.
 //!
 //! ```text
-//! mock-upstream [--listen 127.0.0.1:0] [--chunks 8] [--delay-ms 0] [--key SECRET]
+//! mock-upstream [--listen 127.0.0.1:0] [--chunks 8] [--delay-ms 0] [--key SECRET] [--stamp]
 //! ```
+//!
+//! `--stamp` ends every streamed text delta with its send time ([`stamp`]),
+//! for the benchmark's stream probe.
 //!
 //! Prints `mock-upstream listening on http://ADDR` once it accepts connections.
 //! The answer echoes the last user message; when the request declares tools
@@ -45,6 +48,7 @@ mod anthropic;
 mod gemini;
 mod openai;
 mod script;
+mod stamp;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -72,6 +76,7 @@ pub struct Settings {
     chunks: usize,
     delay: Duration,
     key: Option<String>,
+    stamp: bool,
     seen: Mutex<Seen>,
     last_body: Mutex<Bytes>,
     last_headers: Mutex<BTreeMap<String, String>>,
@@ -89,6 +94,7 @@ fn main() {
         chunks: 8,
         delay: Duration::ZERO,
         key: None,
+        stamp: false,
         seen: Mutex::default(),
         last_body: Mutex::default(),
         last_headers: Mutex::default(),
@@ -117,6 +123,7 @@ fn main() {
                 settings.delay = Duration::from_millis(ms);
             }
             "--key" => settings.key = Some(value()),
+            "--stamp" => settings.stamp = true,
             _ => usage_exit(&format!("unknown argument {arg}")),
         }
     }
@@ -129,7 +136,7 @@ fn main() {
 
 fn usage_exit(problem: &str) -> ! {
     eprintln!(
-        "{problem}\nusage: mock-upstream [--listen ADDR] [--chunks N] [--delay-ms MS] [--key SECRET]"
+        "{problem}\nusage: mock-upstream [--listen ADDR] [--chunks N] [--delay-ms MS] [--key SECRET] [--stamp]"
     );
     std::process::exit(2)
 }
@@ -350,7 +357,10 @@ async fn handle(
         Ok(c) => c,
         Err(response) => return Ok(response),
     };
-    let reply = Reply::plan(&conv, settings.chunks, &model);
+    let mut reply = Reply::plan(&conv, settings.chunks, &model);
+    if settings.stamp {
+        reply.stamp();
+    }
     let stream = match &gemini_call {
         Some((_, stream)) => *stream,
         None => request["stream"].as_bool().unwrap_or(false),
@@ -673,6 +683,7 @@ pub fn sse_response(frames: Vec<Frame>, delay: Duration) -> Response<Body> {
             if !first && !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
+            let bytes = stamp::fill(&bytes, stamp::monotonic_us()).map_or(bytes, Bytes::from);
             Some((
                 Ok::<_, Infallible>(hyper::body::Frame::data(bytes)),
                 (frames, false),

@@ -113,6 +113,15 @@ impl Reply {
         ))
     }
 
+    /// Ends every text delta with a send-time placeholder (`--stamp`).
+    pub fn stamp(&mut self) {
+        if let Reply::Text(pieces) = self {
+            for piece in pieces {
+                piece.push_str(crate::stamp::PLACEHOLDER);
+            }
+        }
+    }
+
     /// Output tokens: one per delta.
     pub fn tokens(&self) -> u64 {
         match self {
