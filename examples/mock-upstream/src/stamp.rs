@@ -2,7 +2,7 @@
 //!
 //! With `--stamp`, every streamed text delta ends in a placeholder that is
 //! overwritten with the monotonic clock (µs) the moment its frame is handed
-//! to the socket. A client on the same machine reads the clock when the
+//! to hyper to write, after the inter-delta sleep. A client on the same machine reads the clock when the
 //! delta arrives: the difference is the delta's transit, and how much it
 //! grows from one delta to the next is the gap that everything between the
 //! mock and the client added, free of the mock's own timer jitter (a late
