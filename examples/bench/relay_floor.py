@@ -16,6 +16,7 @@ to wake, it shows the milliseconds no proxy on another core avoids.
 import os
 import socket
 import time
+import traceback
 
 WIDTH = 20  # digits per message: fixed, so the reader needs no framing
 
@@ -56,6 +57,7 @@ def _child(cpu: int, work) -> int:
             os.sched_setaffinity(0, {cpu})
             work()
         except BaseException:
+            traceback.print_exc()  # the parent only sees the exit code
             code = 1
         finally:
             os._exit(code)
