@@ -228,6 +228,29 @@ def pct(values, p):
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
 
 
+def start_stack(procs: Procs, tmp: Path):
+    """The mocks, nginx and llmgate, pinned and listening. Returns the ports
+    of the whole-answer and the streaming targets by name, and llmgate's process."""
+    fast = start_mock(procs, "--chunks", "8")
+    # --stamp: each delta carries its send time, for the added gap (stream_probe.rs).
+    stream = start_mock(procs, "--chunks", "64", "--delay-ms", str(CHUNK_DELAY_MS), "--stamp")
+    ports = {"direct": fast, "nginx": free_port(), "llmgate": free_port()}
+    stream_ports = {"direct": stream, "nginx": free_port(), "llmgate": ports["llmgate"]}
+    for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (tmp / d).mkdir()
+    (tmp / "nginx.conf").write_text(NGINX_CONF.format(
+        tmp=tmp, fast=fast, stream=stream, port_fast=ports["nginx"], port_stream=stream_ports["nginx"]))
+    nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+    procs.start([nginx_bin, "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")], PROXY_CPU)
+    (tmp / "llmgate.toml").write_text(LLMGATE_CONF.format(port=ports["llmgate"], key=KEY, fast=fast, stream=stream))
+    gate_log = open(tmp / "llmgate.log", "w")
+    gate = procs.start([str(BIN / "llmgate"), "serve", "--config", str(tmp / "llmgate.toml")], PROXY_CPU,
+                       stdout=gate_log, stderr=gate_log, env=dict(os.environ, RUST_LOG="info"))
+    for port in (ports["nginx"], stream_ports["nginx"], ports["llmgate"]):
+        wait_port(port)
+    return ports, stream_ports, gate
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=3, help="duration of each wrk measurement")
@@ -242,25 +265,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="llmgate-bench-"))
     procs = Procs()
     try:
-        fast = start_mock(procs, "--chunks", "8")
-        # --stamp: each delta carries its send time, for the added gap (stream_probe.rs).
-        stream = start_mock(procs, "--chunks", "64", "--delay-ms", str(CHUNK_DELAY_MS), "--stamp")
-
-        ports = {"direct": fast, "nginx": free_port(), "llmgate": free_port()}
-        stream_ports = {"direct": stream, "nginx": free_port(), "llmgate": ports["llmgate"]}
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (tmp / d).mkdir()
-        (tmp / "nginx.conf").write_text(NGINX_CONF.format(
-            tmp=tmp, fast=fast, stream=stream, port_fast=ports["nginx"], port_stream=stream_ports["nginx"]))
-        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-        procs.start([nginx_bin, "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")], PROXY_CPU)
-
-        (tmp / "llmgate.toml").write_text(LLMGATE_CONF.format(port=ports["llmgate"], key=KEY, fast=fast, stream=stream))
-        gate_log = open(tmp / "llmgate.log", "w")
-        gate = procs.start([str(BIN / "llmgate"), "serve", "--config", str(tmp / "llmgate.toml")], PROXY_CPU,
-                           stdout=gate_log, stderr=gate_log, env=dict(os.environ, RUST_LOG="info"))
-        for port in (ports["nginx"], stream_ports["nginx"], ports["llmgate"]):
-            wait_port(port)
+        ports, stream_ports, gate = start_stack(procs, tmp)
         time.sleep(1.0)
         rss_idle = rss_kib(gate.pid)
 

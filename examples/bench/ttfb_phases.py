@@ -123,22 +123,7 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="llmgate-phases-"))
     procs = h.Procs()
     try:
-        fast = h.start_mock(procs, "--chunks", "8")
-        stream = h.start_mock(procs, "--chunks", "64", "--delay-ms", str(h.CHUNK_DELAY_MS))
-        ports = {"direct": stream, "nginx": h.free_port(), "llmgate": h.free_port()}
-        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
-            (tmp / d).mkdir()
-        (tmp / "nginx.conf").write_text(h.NGINX_CONF.format(
-            tmp=tmp, fast=fast, stream=stream, port_fast=h.free_port(), port_stream=ports["nginx"]))
-        nginx_bin = h.shutil.which("nginx") or "/usr/sbin/nginx"
-        procs.start([nginx_bin, "-c", str(tmp / "nginx.conf"), "-e", str(tmp / "nginx-error.log")], h.PROXY_CPU)
-        (tmp / "llmgate.toml").write_text(h.LLMGATE_CONF.format(port=ports["llmgate"], key=h.KEY, fast=fast,
-                                                                stream=stream))
-        log = open(tmp / "llmgate.log", "w")
-        procs.start([str(h.BIN / "llmgate"), "serve", "--config", str(tmp / "llmgate.toml")], h.PROXY_CPU,
-                    stdout=log, stderr=log)
-        for port in ports.values():
-            h.wait_port(port)
+        _, ports, _ = h.start_stack(procs, tmp)
         targets = [(port, "/v1/chat/completions",
                     h.chat_body("bench-stream" if t == "llmgate" else "mock-small", 1024, stream=True))
                    for t, port in ports.items()]
